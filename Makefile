@@ -1,0 +1,88 @@
+# CLLMH: `make lab` brings up a site appliance (+ sample camera) in local containers;
+# `make test` runs every check. Both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+BIN := $(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
+export CLLMH_ROOT := $(ROOT)
+export CLLMH_IMAGE ?= cllmh/debian12-systemd:latest
+# Bound every Molecule run: a stalled handler must not eat CI's time.
+MOLECULE_TIMEOUT ?= 1200
+export ANSIBLE_TASK_TIMEOUT ?= 600
+SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
+HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+
+.PHONY: help venv host-packages engine image lab lab-down lint pytest molecule test clean
+
+help:
+	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
+	@echo "make lab-down  remove the lab containers"
+	@echo "make test      lint + unit tests + every Molecule scenario"
+
+$(BIN)/activate: requirements.txt appliance/pyproject.toml
+	@echo "==> Python venv $(VENV) (requirements.txt + appliance[dev])"
+	@command -v python3 >/dev/null || { apt-get update -q && apt-get install -y -q python3 python3-venv; }
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet -e 'appliance[dev]'
+	@touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+host-packages:
+	@missing=""; for p in $(HOST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "==> installing host packages:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
+
+engine:
+	@echo "==> Docker engine"
+	bash molecule/bootstrap/engine.sh start
+
+image: engine
+	@echo "==> Base image $(CLLMH_IMAGE)"
+	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
+
+lab: venv host-packages image
+	@echo "==> Lab containers and provisioning (playbooks/lab.yml)"
+	@start=$$(date +%s); \
+	$(BIN)/ansible-playbook playbooks/lab.yml; \
+	echo "==> make lab took $$(( $$(date +%s) - start )) s after set-up"
+
+lab-down: venv
+	$(BIN)/ansible-playbook playbooks/lab_down.yml
+
+lint: venv
+	@echo "==> yamllint"
+	$(BIN)/yamllint -s .
+	@echo "==> ansible-lint (production profile)"
+	$(BIN)/ansible-lint
+	@echo "==> ruff"
+	$(BIN)/ruff check appliance
+	$(BIN)/ruff format --check appliance
+
+pytest: venv host-packages
+	@echo "==> pytest appliance/"
+	cd appliance && $(BIN)/pytest
+
+molecule: venv host-packages image
+	@for s in $(SCENARIOS); do \
+	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
+	  echo "==> molecule test: $$role_dir ($$scenario)"; \
+	  start=$$(date +%s); \
+	  ( cd $$role_dir && timeout --kill-after=30 $(MOLECULE_TIMEOUT) \
+	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) \
+	    || { echo "!! molecule scenario $$role_dir/$$scenario failed"; exit 1; }; \
+	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
+	done
+
+test: lint pytest molecule
+	@echo "==> all checks passed"
+
+clean:
+	rm -rf $(VENV) build appliance/build

@@ -1,0 +1,3 @@
+"""CLLMH site appliance."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,99 @@
+"""The `cllmh` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from cllmh import __version__, ingest, probe
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    source = args.source or os.environ.get("CLLMH_CAMERA_URL", "")
+    if not source:
+        print("cllmh ingest: no camera URL (--source or CLLMH_CAMERA_URL)", file=sys.stderr)
+        return 2
+    try:
+        backoff = ingest.Backoff(initial=args.backoff_initial, maximum=args.backoff_max)
+        command = ingest.ffmpeg_command(
+            source, args.target, audio=args.audio, io_timeout_s=args.io_timeout, ffmpeg=args.ffmpeg
+        )
+    except ValueError as exc:
+        print(f"cllmh ingest: {exc}", file=sys.stderr)
+        return 2
+    logging.getLogger("cllmh.ingest").info(
+        "%s: restreaming %s to %s", args.name, ingest.redact(source), args.target
+    )
+    supervisor = ingest.Supervisor(args.name, command, backoff)
+    ingest.install_signal_handlers(supervisor)
+    supervisor.run()
+    return 0
+
+
+def _cmd_validate_camera(args: argparse.Namespace) -> int:
+    try:
+        report = probe.probe(
+            args.url,
+            window_s=args.window,
+            timeout_s=args.timeout,
+            max_keyframe_interval_s=args.max_keyframe_interval,
+            ffprobe=args.ffprobe,
+        )
+    except probe.ProbeError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": exc.kind.value, "message": exc.message}))
+        else:
+            print(f"{ingest.redact(args.url)}: {exc.kind.value}: {exc.message}", file=sys.stderr)
+        return exc.kind.exit_code
+    print(
+        json.dumps({"ok": True, **json.loads(report.to_json())})
+        if args.json
+        else f"{report.url}: {report.describe()}"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cllmh", description="CLLMH site appliance")
+    parser.add_argument("--version", action="version", version=f"cllmh {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="restream one camera to the local RTMP server, restarting on failure")
+    p.add_argument("--name", required=True, help="camera name (used in logs)")
+    p.add_argument("--source", help="camera URL; default: the CLLMH_CAMERA_URL environment variable")
+    p.add_argument("--target", required=True, help="RTMP URL to publish to")
+    p.add_argument("--audio", choices=ingest.AUDIO_MODES, default="drop")
+    p.add_argument("--io-timeout", type=float, default=10.0, help="seconds before a stalled read fails")
+    p.add_argument("--backoff-initial", type=float, default=1.0)
+    p.add_argument("--backoff-max", type=float, default=8.0)
+    p.add_argument("--ffmpeg", default="ffmpeg")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser(
+        "validate-camera",
+        help="probe a camera URL: codec, resolution, fps, keyframe interval; distinct errors per failure",
+    )
+    p.add_argument("url", help="rtsp://user:password@host:port/path (or rtmp://...)")
+    p.add_argument("--window", type=float, default=12.0, help="seconds of video to read")
+    p.add_argument("--timeout", type=float, default=30.0, help="overall time limit in seconds")
+    p.add_argument(
+        "--max-keyframe-interval", type=float, default=10.0, help="longest acceptable keyframe spacing (s)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--ffprobe", default="ffprobe")
+    p.set_defaults(func=_cmd_validate_camera)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Camera ingest supervisor: one camera's RTSP pulled by ffmpeg and pushed, copied, to RTMP.
+
+The decisions (how long to wait before the next attempt, which ffmpeg arguments to use) are
+pure functions; `Supervisor` is the thin loop that runs ffmpeg and applies them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from urllib.parse import urlsplit
+
+LOG = logging.getLogger("cllmh.ingest")
+
+SUPPORTED_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file", "")
+AUDIO_MODES = ("drop", "copy", "aac")
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff between attempts; a run that lasted `stable_after` s resets it."""
+
+    initial: float = 1.0
+    maximum: float = 8.0
+    factor: float = 2.0
+    stable_after: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.initial <= self.maximum:
+            raise ValueError("backoff needs 0 < initial <= maximum")
+        if self.factor < 1:
+            raise ValueError("backoff factor must be >= 1")
+
+    def failures_after(self, failures: int, run_seconds: float) -> int:
+        """Consecutive failures counted after a run of `run_seconds` ended."""
+        return 1 if run_seconds >= self.stable_after else failures + 1
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after `failures` consecutive failed runs (0 before the first)."""
+        if failures <= 0:
+            return 0.0
+        return min(self.maximum, self.initial * self.factor ** (failures - 1))
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """`text` with the password of every URL in it replaced (ffmpeg prints URLs in errors)."""
+    return _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+
+
+def ffmpeg_command(
+    source: str,
+    target: str,
+    *,
+    audio: str = "drop",
+    io_timeout_s: float = 10.0,
+    ffmpeg: str = "ffmpeg",
+) -> list[str]:
+    """The ffmpeg argument list that restreams `source` to `target` without re-encoding video."""
+    scheme = urlsplit(source).scheme.lower()
+    if scheme not in SUPPORTED_SCHEMES:
+        raise ValueError(f"unsupported camera URL scheme {scheme!r} in {redact(source)}")
+    if audio not in AUDIO_MODES:
+        raise ValueError(f"audio must be one of {', '.join(AUDIO_MODES)}, not {audio!r}")
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-fflags", "+genpts"]
+    if scheme.startswith("rtsp"):
+        # TCP survives NAT and lossy links; -timeout (µs) ends a stalled or unreachable read.
+        args += ["-rtsp_transport", "tcp", "-timeout", str(int(io_timeout_s * 1_000_000))]
+    elif scheme.startswith("rtmp") or scheme.startswith("http"):
+        args += ["-rw_timeout", str(int(io_timeout_s * 1_000_000))]
+    args += ["-i", source, "-map", "0:v:0", "-c:v", "copy"]
+    if audio == "drop":
+        args += ["-an"]
+    else:
+        args += ["-map", "0:a:0?", "-c:a", "copy" if audio == "copy" else "aac"]
+    args += ["-f", "flv", target]
+    return args
+
+
+class Supervisor:
+    """Runs ffmpeg until stopped, restarting it with backoff whenever it exits."""
+
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        backoff: Backoff,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.name = name
+        self.command = list(command)
+        self.backoff = backoff
+        self.clock = clock
+        self.sleep = sleep
+        self.failures = 0
+        self.runs = 0
+        self._stopping = False
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def stop(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
+        self._stopping = True
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
+
+    def run(self, max_runs: int | None = None) -> int:
+        """Supervise until stop() (or `max_runs` ffmpeg runs); returns the last exit code."""
+        code = 0
+        while not self._stopping and (max_runs is None or self.runs < max_runs):
+            started = self.clock()
+            LOG.info("%s: starting ffmpeg (attempt %d)", self.name, self.failures + 1)
+            self._child = subprocess.Popen(
+                self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+            )
+            assert self._child.stderr is not None
+            for line in self._child.stderr:  # ffmpeg's own messages, credentials removed
+                if line.strip():
+                    LOG.warning("%s: ffmpeg: %s", self.name, redact_text(line.rstrip()))
+            code = self._child.wait()
+            self._child = None
+            self.runs += 1
+            if self._stopping:
+                break
+            lasted = self.clock() - started
+            self.failures = self.backoff.failures_after(self.failures, lasted)
+            wait = self.backoff.delay(self.failures)
+            LOG.warning(
+                "%s: ffmpeg exited with code %s after %.1f s; retrying in %.1f s (failure %d in a row)",
+                self.name,
+                code,
+                lasted,
+                wait,
+                self.failures,
+            )
+            self._pause(wait)
+        return code
+
+    def _pause(self, seconds: float) -> None:
+        deadline = self.clock() + seconds
+        while not self._stopping and (left := deadline - self.clock()) > 0:
+            self.sleep(min(left, 0.5))
+
+
+def install_signal_handlers(supervisor: Supervisor) -> None:
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    signal.signal(signal.SIGINT, supervisor.stop)

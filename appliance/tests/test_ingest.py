@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cllmh import ingest
+from cllmh.cli import main
+from conftest import need, probe_video
+
+# --- pure decisions -----------------------------------------------------------------------
+
+
+def test_backoff_doubles_up_to_the_maximum() -> None:
+    backoff = ingest.Backoff(initial=1, maximum=8)
+    assert [backoff.delay(n) for n in range(7)] == [0, 1, 2, 4, 8, 8, 8]
+
+
+def test_a_stable_run_resets_the_failure_count() -> None:
+    backoff = ingest.Backoff(stable_after=30)
+    assert backoff.failures_after(5, run_seconds=2) == 6
+    assert backoff.failures_after(5, run_seconds=31) == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"initial": 0}, {"initial": 10, "maximum": 5}, {"factor": 0.5}])
+def test_backoff_rejects_impossible_settings(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        ingest.Backoff(**kwargs)
+
+
+def test_rtsp_is_pulled_over_tcp_and_copied() -> None:
+    cmd = ingest.ffmpeg_command("rtsp://u:p@cam/stream1", "rtmp://127.0.0.1/live/cam1")
+    assert cmd[cmd.index("-rtsp_transport") + 1] == "tcp"
+    assert cmd[cmd.index("-c:v") + 1] == "copy"
+    assert "-an" in cmd
+    assert cmd[-2:] == ["flv", "rtmp://127.0.0.1/live/cam1"]
+    assert "-vcodec" not in cmd and "libx264" not in cmd
+
+
+def test_audio_can_be_kept_or_transcoded_to_aac() -> None:
+    kept = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="copy")
+    assert kept[kept.index("-c:a") + 1] == "copy"
+    aac = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="aac")
+    assert aac[aac.index("-c:a") + 1] == "aac"
+
+
+def test_bad_scheme_and_audio_mode_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="scheme 'ftp'"):
+        ingest.ffmpeg_command("ftp://cam/1", "rtmp://x/live/a")
+    with pytest.raises(ValueError, match="audio must be one of"):
+        ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="mp3")
+
+
+def test_passwords_never_reach_the_logs() -> None:
+    assert ingest.redact("rtsp://admin:s3cret@10.0.0.5:554/h264") == "rtsp://admin:***@10.0.0.5:554/h264"
+    assert ingest.redact("rtsp://10.0.0.5/h264") == "rtsp://10.0.0.5/h264"
+
+
+def test_every_url_in_ffmpeg_messages_is_redacted() -> None:
+    line = "[tcp] Connection to rtsp://admin:pa:ss@10.1.1.2:554/x failed; rtmp://pub:key@h/live ok"
+    assert ingest.redact_text(line) == (
+        "[tcp] Connection to rtsp://admin:***@10.1.1.2:554/x failed; rtmp://pub:***@h/live ok"
+    )
+
+
+def test_supervisor_backs_off_between_failed_runs() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    sup = ingest.Supervisor(
+        "cam",
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        ingest.Backoff(initial=1, maximum=4),
+        clock=lambda: now[0],
+        sleep=sleep,
+    )
+    assert sup.run(max_runs=4) == 3
+    assert sup.failures == 4
+    # 1 + 2 + 4 + 4 seconds of waiting, taken in slices of at most 0.5 s
+    assert sum(slept) == pytest.approx(11)
+    assert max(slept) <= 0.5
+
+
+# --- real processes -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_restream_copies_video_to_rtmp_without_reencoding(h264_clip: Path, tmp_path: Path) -> None:
+    """ffmpeg as an RTMP server receives what the ingest command publishes."""
+    port = _free_port()
+    received = tmp_path / "received.flv"
+    server = subprocess.Popen(
+        [
+            need("ffmpeg"),
+            "-v",
+            "error",
+            "-listen",
+            "1",
+            "-f",
+            "flv",
+            "-i",
+            f"rtmp://127.0.0.1:{port}/live/cam1",
+            "-c",
+            "copy",
+            str(received),
+        ],
+    )
+    try:
+        time.sleep(1.0)
+        cmd = ingest.ffmpeg_command(str(h264_clip), f"rtmp://127.0.0.1:{port}/live/cam1")
+        subprocess.run(cmd, check=True, timeout=60)
+        server.wait(timeout=30)
+    finally:
+        server.kill()
+    stream = probe_video(str(received))
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 240)
+
+
+def test_cli_retries_an_unreachable_camera_until_stopped(tmp_path: Path) -> None:
+    """A closed port: ffmpeg fails, the supervisor logs and retries, and SIGTERM ends it cleanly."""
+    need("ffmpeg")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from cllmh.cli import main; sys.exit(main())",
+            "ingest",
+            "--name",
+            "gate",
+            "--source",
+            f"rtsp://viewer:pw@127.0.0.1:{port}/x",
+            "--target",
+            "rtmp://127.0.0.1:1/live/gate",
+            "--backoff-initial",
+            "0.2",
+            "--backoff-max",
+            "0.4",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4)
+    proc.terminate()
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert err.count("retrying in") >= 3
+    assert "viewer:***@127.0.0.1" in err
+    assert ":pw@" not in err
+
+
+def test_cli_refuses_a_bad_url_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--name", "x", "--source", "ftp://cam", "--target", "rtmp://h/live/x"]) == 2
+    assert "unsupported camera URL scheme 'ftp'" in capsys.readouterr().err

@@ -1,0 +1,152 @@
+"""The live-stream path, checked with real clients from another host on the network."""
+
+from __future__ import annotations
+
+import json
+import time
+from email.utils import parsedate_to_datetime
+
+import pytest
+import testinfra
+
+testinfra_hosts = ["docker://mol-ingest-site"]
+
+SITE = "mol-ingest-site"
+VIEWER = "satpam:Lihat-Kamera-1"
+HLS = f"https://{SITE}/hls/gate/index.m3u8"
+CAMERA_SIZE = (768, 576)  # vtest.avi
+
+
+@pytest.fixture(scope="module")
+def camera():
+    return testinfra.get_host("docker://mol-ingest-camera")
+
+
+def wait_for(check, timeout: float, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(interval)
+
+
+def ffprobe_hls(client, url: str, creds: str = VIEWER):
+    user, password = creds.split(":", 1)
+    authed = url.replace("https://", f"https://{user}:{password}@")
+    cmd = client.run(
+        "timeout 30 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height "
+        "-of json %s",
+        authed,
+    )
+    if cmd.rc != 0:
+        return None
+    streams = json.loads(cmd.stdout).get("streams") or [None]
+    return streams[0]
+
+
+def test_nginx_configuration_is_valid(host):
+    assert host.run("nginx -t").rc == 0
+
+
+def test_hls_over_https_with_credentials_is_the_camera_stream(camera):
+    stream = wait_for(lambda: ffprobe_hls(camera, HLS), timeout=60)
+    assert stream is not None, "no HLS stream within 60 s"
+    assert stream["codec_name"] == "h264"
+    assert (stream["width"], stream["height"]) == CAMERA_SIZE
+
+
+@pytest.mark.parametrize("path", ["/hls/gate/index.m3u8", "/live/", "/live/hls.light.min.js"])
+def test_without_credentials_access_is_refused(camera, path):
+    code = camera.check_output("curl -sk -o /dev/null -w '%%{http_code}' https://%s%s", SITE, path)
+    assert code == "401"
+
+
+def test_the_root_only_points_to_the_protected_live_page(camera):
+    out = camera.check_output("curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' https://%s/", SITE)
+    assert out == f"302 https://{SITE}/live/"
+
+
+def test_wrong_password_is_refused(camera):
+    code = camera.check_output(
+        "curl -sk -o /dev/null -w '%%{http_code}' -u satpam:salah https://%s/hls/gate/index.m3u8", SITE
+    )
+    assert code == "401"
+
+
+def test_plain_http_redirects_to_https(camera):
+    out = camera.check_output("curl -s -o /dev/null -w '%%{http_code} %%{redirect_url}' http://%s/live/", SITE)
+    assert out == f"301 https://{SITE}/live/"
+
+
+def test_live_page_lists_the_camera(camera):
+    page = camera.check_output("curl -sk -u %s https://%s/live/", VIEWER, SITE)
+    assert 'data-src="/hls/gate/index.m3u8"' in page
+    assert camera.run("curl -skf -o /dev/null -u %s https://%s/live/hls.light.min.js", VIEWER, SITE).rc == 0
+
+
+def _publish(client, url: str):
+    return client.run(
+        "timeout 20 ffmpeg -v error -re -f lavfi -i testsrc2=size=320x240:rate=10 -t 6 "
+        "-c:v libx264 -g 10 -pix_fmt yuv420p -f flv '%s'",
+        url,
+    )
+
+
+def test_rtmp_publish_from_another_host_without_key_is_refused(camera):
+    result = _publish(camera, f"rtmp://{SITE}/live/intruder")
+    assert result.rc != 0
+    code = camera.check_output(
+        "curl -sk -o /dev/null -w '%%{http_code}' -u %s https://%s/hls/intruder/index.m3u8", VIEWER, SITE
+    )
+    assert code == "404"
+
+
+def test_rtmp_publish_with_the_wrong_key_is_refused(camera):
+    assert _publish(camera, f"rtmp://{SITE}/live/van?key=salah-kunci-12345678").rc != 0
+
+
+def test_rtmp_publish_with_the_key_is_accepted(camera):
+    assert _publish(camera, f"rtmp://{SITE}/live/van?key=Kunci-Publikasi-Van-123").rc == 0
+
+
+def test_rtmp_play_needs_a_token_from_other_hosts(camera, host):
+    remote = camera.run("timeout 20 ffprobe -v error rtmp://%s/live/gate", SITE)
+    assert remote.rc != 0
+    local = host.run("timeout 20 ffprobe -v error -show_entries stream=codec_name -of csv rtmp://127.0.0.1/live/gate")
+    assert local.rc == 0 and "h264" in local.stdout
+
+
+def test_ingest_runs_as_an_unprivileged_service(host):
+    svc = host.service("cllmh-ingest@gate")
+    assert svc.is_running and svc.is_enabled
+    assert host.check_output("systemctl show -p User --value cllmh-ingest@gate") == "cllmh"
+    env = host.file("/etc/cllmh/cameras/gate.env")
+    assert env.mode == 0o600 and env.user == "root"
+    # The camera password is never written to the journal.
+    assert "Kamera-Uji-2026" not in host.check_output("journalctl -u cllmh-ingest@gate --no-pager")
+
+
+def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
+    assert wait_for(lambda: ffprobe_hls(camera, HLS), timeout=60) is not None
+    camera.check_output("systemctl stop sample-camera")
+    time.sleep(30)
+    log = host.check_output("journalctl -u cllmh-ingest@gate --since '-40s' --no-pager")
+    assert "retrying in" in log, log
+    camera.check_output("systemctl start sample-camera")
+    returned = time.time()
+
+    def fresh():
+        headers = camera.run("curl -skI -u %s %s", VIEWER, HLS).stdout.splitlines()
+        if not headers or " 200" not in headers[0]:
+            return False
+        modified = [line for line in headers if line.lower().startswith("last-modified:")]
+        if not modified or parsedate_to_datetime(modified[0].split(":", 1)[1].strip()).timestamp() < returned - 1:
+            return False
+        return ffprobe_hls(camera, HLS) is not None
+
+    back = wait_for(fresh, timeout=40, interval=0.5)
+    elapsed = time.time() - returned
+    assert back, "the stream did not come back"
+    print(f"HLS back {elapsed:.1f} s after the camera returned")
+    assert elapsed <= 20
