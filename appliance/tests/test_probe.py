@@ -231,3 +231,12 @@ def test_cli_prints_json_and_uses_the_failure_exit_code(camera: str) -> None:
     assert main(["validate-camera", "--window", "6", f"rtsp://kamera:x@{camera}/cam1"]) == (
         probe.Failure.AUTH.exit_code
     )
+
+
+def test_cli_reads_the_url_from_a_camera_env_file(camera: str, tmp_path: Path) -> None:
+    env = tmp_path / "gate.env"
+    env.write_text(
+        f'# managed\nCLLMH_CAMERA_URL="rtsp://kamera:Benar-123@{camera}/cam1"\nCLLMH_AUDIO="drop"\n'
+    )
+    assert main(["validate-camera", "--window", "6", "--camera-env", str(env)]) == 0
+    assert main(["validate-camera", "--camera-env", str(tmp_path / "missing.env")]) == 2

@@ -34,7 +34,31 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_env_file(path: str) -> dict[str, str]:
+    """KEY="value" lines of a systemd EnvironmentFile (as camera_ingest writes them)."""
+    values: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for raw in handle:
+            line = raw.strip()
+            if not line or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
 def _cmd_validate_camera(args: argparse.Namespace) -> int:
+    url = args.url
+    if args.camera_env:
+        try:
+            url = read_env_file(args.camera_env).get("CLLMH_CAMERA_URL", "")
+        except OSError as exc:
+            print(f"cllmh validate-camera: cannot read {args.camera_env}: {exc.strerror}", file=sys.stderr)
+            return 2
+    if not url:
+        print("cllmh validate-camera: give a URL or --camera-env FILE with CLLMH_CAMERA_URL", file=sys.stderr)
+        return 2
+    args.url = url
     try:
         report = probe.probe(
             args.url,
@@ -77,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
         "validate-camera",
         help="probe a camera URL: codec, resolution, fps, keyframe interval; distinct errors per failure",
     )
-    p.add_argument("url", help="rtsp://user:password@host:port/path (or rtmp://...)")
+    p.add_argument("url", nargs="?", help="rtsp://user:password@host:port/path (or rtmp://...)")
+    p.add_argument("--camera-env", help="read the URL from a camera_ingest environment file instead")
     p.add_argument("--window", type=float, default=12.0, help="seconds of video to read")
     p.add_argument("--timeout", type=float, default=30.0, help="overall time limit in seconds")
     p.add_argument(

@@ -127,6 +127,19 @@ def test_ingest_runs_as_an_unprivileged_service(host):
     assert "Kamera-Uji-2026" not in host.check_output("journalctl -u cllmh-ingest@gate --no-pager")
 
 
+def test_a_camera_with_a_wrong_password_is_kept_stopped_and_the_others_run(host):
+    assert not host.service("cllmh-ingest@pintu").is_running
+    assert not host.service("cllmh-ingest@pintu").is_enabled
+    assert host.service("cllmh-ingest@gate").is_running
+    probe = host.run("cllmh validate-camera --camera-env /etc/cllmh/cameras/pintu.env --window 6")
+    assert probe.rc != 0 and "auth" in probe.stderr and "salah-sandi" not in probe.stderr
+
+
+def test_validate_camera_describes_the_real_camera(host):
+    out = host.check_output("cllmh validate-camera --camera-env /etc/cllmh/cameras/gate.env --window 6")
+    assert "h264 768x576" in out and "keyframe every 2.00 s" in out
+
+
 def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
     assert wait_for(lambda: ffprobe_hls(camera, HLS), timeout=60) is not None
     camera.check_output("systemctl stop sample-camera")
