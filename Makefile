@@ -16,7 +16,7 @@ SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
 HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
-.PHONY: help venv host-packages engine image lab lab-down lint pytest molecule test clean
+.PHONY: help venv host-packages engine image lab lab-down lint pytest molecule test bench-syslog clean
 
 help:
 	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
@@ -83,6 +83,12 @@ molecule: venv host-packages image
 
 test: lint pytest molecule
 	@echo "==> all checks passed"
+
+# Benchmarks print figures on demand; they are not part of `make test`.
+bench-syslog: venv image
+	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
+	$(BIN)/python molecule/benchmarks/syslog_throughput.py
+	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
 clean:
 	rm -rf $(VENV) build appliance/build
