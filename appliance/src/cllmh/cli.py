@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -81,6 +82,41 @@ def _cmd_validate_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_guard(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415 - the guard's dependencies load only for this command
+
+    from cllmh import guard  # noqa: PLC0415
+
+    try:
+        config = guard.load_config(Path(args.config))
+    except ValueError as exc:
+        print(f"cllmh guard: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: ok")
+        return 0
+    runner = guard.Guard(config)
+    if args.once:
+        print(json.dumps(runner.tick(), indent=2))
+        return 0
+    stop = [False]
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    logging.getLogger("cllmh.guard").info(
+        "guarding %s (floor %g%% or %g h of recording, every %g s)",
+        config.recordings_dir,
+        config.floor_percent,
+        config.floor_hours,
+        config.interval_s,
+    )
+    runner.run(stop)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cllmh", description="CLLMH site appliance")
     parser.add_argument("--version", action="version", version=f"cllmh {__version__}")
@@ -111,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--ffprobe", default="ffprobe")
     p.set_defaults(func=_cmd_validate_camera)
+
+    p = sub.add_parser(
+        "guard", help="keep free space above the floor by deleting the oldest, least important events"
+    )
+    p.add_argument("--config", default="/etc/cllmh/guard.yaml")
+    p.add_argument("--once", action="store_true", help="one pass, print the status as JSON")
+    p.add_argument("--check", action="store_true", help="only validate the configuration")
+    p.set_defaults(func=_cmd_guard)
     return parser
 
 

@@ -1,0 +1,276 @@
+"""Kept events on disk and their SQLite index: the one layout the recorder, guard and pages share.
+
+Layout under the recordings root::
+
+    <root>/<camera>/<YYYY-MM-DD>/<event_id>/clip-000.mp4 ... snapshot.jpg event.json .lock
+    <root>/index.sqlite3          events + deletions + guard status (WAL)
+    <root>/.trash/                whole events being deleted (renamed here first, atomically)
+
+An event directory is *complete* once `event.json` exists (written last, atomically). While a
+writer works on it, it holds an exclusive flock on `.lock`; the guard never touches a locked
+event. A writer that died leaves an unlocked directory without event.json: an orphan that the
+guard removes after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+
+INDEX_NAME = "index.sqlite3"
+TRASH_NAME = ".trash"
+SIDECAR = "event.json"
+LOCK = ".lock"
+
+VEHICLE_LABELS = frozenset({"bicycle", "car", "motorcycle", "bus", "truck"})
+
+
+class RetentionClass(IntEnum):
+    """Higher is kept longer; space is reclaimed from the lowest class first."""
+
+    OTHER = 0
+    VEHICLE = 1
+    PERSON = 2
+
+    @classmethod
+    def of(cls, labels: list[str] | set[str] | frozenset[str]) -> RetentionClass:
+        if "person" in labels:
+            return cls.PERSON
+        if VEHICLE_LABELS & set(labels):
+            return cls.VEHICLE
+        return cls.OTHER
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True)
+class EventInfo:
+    """What the retention plan needs to know about one event directory."""
+
+    event_id: str
+    camera: str
+    path: Path
+    start: float
+    size_bytes: int
+    retention: RetentionClass
+    complete: bool
+    in_progress: bool
+    mtime: float
+
+
+def event_path(root: Path, camera: str, start: float, event_id: str) -> Path:
+    day = time.strftime("%Y-%m-%d", time.localtime(start))
+    return root / camera / day / event_id
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    for entry in path.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_file():
+                total += entry.stat().st_size
+    return total
+
+
+def is_locked(path: Path) -> bool:
+    """True when a writer holds the event's lock (it is still being written)."""
+    lock = path / LOCK
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """Hold the event's lock while its files are written (the guard leaves it alone)."""
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_sidecar(path: Path) -> dict | None:
+    try:
+        with open(path / SIDECAR, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def scan(root: Path) -> list[EventInfo]:
+    """Every event directory under root (complete, in progress, or orphaned)."""
+    events: list[EventInfo] = []
+    if not root.is_dir():
+        return events
+    for camera_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for day_dir in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
+            for path in sorted(p for p in day_dir.iterdir() if p.is_dir()):
+                sidecar = read_sidecar(path)
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                labels = list((sidecar or {}).get("labels", {}))
+                events.append(
+                    EventInfo(
+                        event_id=path.name,
+                        camera=camera_dir.name,
+                        path=path,
+                        start=float((sidecar or {}).get("start", mtime)),
+                        size_bytes=dir_size(path),
+                        retention=RetentionClass.of(labels),
+                        complete=sidecar is not None,
+                        in_progress=is_locked(path),
+                        mtime=mtime,
+                    )
+                )
+    return events
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY,
+    camera TEXT NOT NULL,
+    start REAL NOT NULL,
+    end REAL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    retention TEXT NOT NULL,
+    path TEXT NOT NULL,
+    bytes INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS events_start ON events (start);
+CREATE TABLE IF NOT EXISTS deletions (
+    at REAL NOT NULL,
+    event_id TEXT NOT NULL,
+    camera TEXT NOT NULL,
+    retention TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS deletions_at ON deletions (at);
+CREATE TABLE IF NOT EXISTS guard_status (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    updated REAL NOT NULL,
+    status TEXT NOT NULL
+);
+"""
+
+
+class Index:
+    """The SQLite index of kept events, deletions and the guard's status."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / INDEX_NAME
+        root.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def add_event(
+        self,
+        *,
+        event_id: str,
+        camera: str,
+        start: float,
+        end: float | None,
+        labels: dict[str, float],
+        path: Path,
+        size_bytes: int,
+    ) -> None:
+        retention = RetentionClass.of(set(labels)).label
+        self.db.execute(
+            "INSERT OR REPLACE INTO events (id, camera, start, end, labels, retention, path, bytes)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (event_id, camera, start, end, json.dumps(labels), retention, str(path), size_bytes),
+        )
+
+    def event_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT id FROM events")}
+
+    def remove_event(self, event: EventInfo, reason: str, now: float) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM events WHERE id = ?", (event.event_id,))
+            self.db.execute(
+                "INSERT INTO deletions (at, event_id, camera, retention, bytes, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now, event.event_id, event.camera, event.retention.label, event.size_bytes, reason),
+            )
+
+    def sync(self, events: list[EventInfo]) -> tuple[int, int]:
+        """Make the index match the directories: the directories are the truth.
+
+        Rows of events whose directory is gone are dropped; complete events without a row (a
+        writer or a guard killed at the wrong moment) are added from their sidecar. Returns
+        (rows dropped, rows added).
+        """
+        complete = {e.event_id: e for e in events if e.complete}
+        known = self.event_ids()
+        gone = known - {e.event_id for e in events}
+        for event_id in gone:
+            self.db.execute("DELETE FROM events WHERE id = ?", (event_id,))
+        added = 0
+        for event_id in complete.keys() - known:
+            event = complete[event_id]
+            sidecar = read_sidecar(event.path) or {}
+            self.add_event(
+                event_id=event_id,
+                camera=event.camera,
+                start=event.start,
+                end=sidecar.get("end"),
+                labels=dict(sidecar.get("labels", {})),
+                path=event.path,
+                size_bytes=event.size_bytes,
+            )
+            added += 1
+        return len(gone), added
+
+    def deletions_since(self, since: float) -> tuple[int, int]:
+        count, total = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM deletions WHERE at >= ?", (since,)
+        ).fetchone()
+        return int(count), int(total)
+
+    def set_status(self, status: dict, now: float) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO guard_status (id, updated, status) VALUES (1, ?, ?)",
+            (now, json.dumps(status, sort_keys=True)),
+        )
+
+    def status(self) -> dict | None:
+        row = self.db.execute("SELECT status FROM guard_status WHERE id = 1").fetchone()
+        return json.loads(row[0]) if row else None

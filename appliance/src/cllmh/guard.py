@@ -1,0 +1,337 @@
+"""Storage guard: keep free space above a floor so that recording never stops.
+
+The floor is the larger of a percentage of the filesystem and `floor_hours` of recording at
+the measured write rate of the cameras (growth of the recorder's segment cache). Space is
+reclaimed whole events at a time, lowest retention class first (other, then vehicle, then
+person), oldest first, events past their class's retention days before younger ones. Events
+older than their class's maximum age always go. An event that is still being written (its
+lock is held) is never touched. The decisions are pure functions (`plan`, `plan_cache`,
+`RateMeter`); `Guard` does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import psutil
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cllmh import events as ev
+from cllmh.events import EventInfo, RetentionClass
+
+LOG = logging.getLogger("cllmh.guard")
+DAY = 86400.0
+
+
+class ClassRetention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    days: Annotated[float, Field(gt=0, description="kept this long while space allows")]
+    max_age_days: Annotated[float, Field(gt=0, description="never kept longer")]
+
+    @model_validator(mode="after")
+    def _max_at_least_days(self) -> ClassRetention:
+        if self.max_age_days < self.days:
+            raise ValueError(f"max_age_days ({self.max_age_days}) is shorter than days ({self.days})")
+        return self
+
+
+class Retention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    person: ClassRetention = ClassRetention(days=30, max_age_days=90)
+    vehicle: ClassRetention = ClassRetention(days=14, max_age_days=60)
+    other: ClassRetention = ClassRetention(days=3, max_age_days=14)
+
+    def of(self, retention: RetentionClass) -> ClassRetention:
+        return getattr(self, retention.label)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Retention:
+        if not self.person.days >= self.vehicle.days >= self.other.days:
+            raise ValueError("retention days must not decrease from person to vehicle to other")
+        return self
+
+
+class GuardConfig(BaseModel):
+    """The guard's YAML configuration (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recordings_dir: Path = Path("/var/lib/cllmh/recordings")
+    cache_dir: Path = Path("/var/lib/cllmh/cache")
+    cache_max_bytes: Annotated[int, Field(ge=0)] = 2 * 1024**3
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    floor_percent: Annotated[float, Field(ge=1, le=90)] = 10.0
+    floor_hours: Annotated[float, Field(ge=0, le=720)] = 2.0
+    # Reclaim a little more than the floor so the guard does not work on every tick.
+    headroom_percent: Annotated[float, Field(ge=0, le=50)] = 2.0
+    rate_window_s: Annotated[float, Field(gt=0)] = 600.0
+    orphan_grace_s: Annotated[float, Field(ge=0)] = 3600.0
+    retention: Retention = Retention()
+
+
+def load_config(path: Path) -> GuardConfig:
+    """Read and validate the YAML file; raises ValueError with every problem listed."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
+    try:
+        return GuardConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ValueError(f"{path}: {problems}") from exc
+
+
+@dataclass(frozen=True)
+class Deletion:
+    event: EventInfo
+    reason: str
+    level: int  # logging level: INFO for age/orphans, WARNING for space, ERROR for person events
+
+
+def floor_bytes(total: int, rate_bytes_per_s: float, config: GuardConfig) -> int:
+    """Free space to keep: the larger of the percentage floor and `floor_hours` of recording."""
+    return int(max(total * config.floor_percent / 100, rate_bytes_per_s * config.floor_hours * 3600))
+
+
+def plan(
+    events: Iterable[EventInfo],
+    *,
+    now: float,
+    total: int,
+    free: int,
+    rate_bytes_per_s: float,
+    config: GuardConfig,
+) -> list[Deletion]:
+    """Which events to delete now, in order (pure)."""
+    chosen: list[Deletion] = []
+    keep: list[EventInfo] = []
+    for event in events:
+        if event.in_progress:
+            continue  # a writer holds it
+        if not event.complete:
+            if now - event.mtime >= config.orphan_grace_s:
+                chosen.append(Deletion(event, "incomplete event whose writer is gone", logging.INFO))
+            continue
+        limit = config.retention.of(event.retention).max_age_days * DAY
+        if now - event.start >= limit:
+            age_days = (now - event.start) / DAY
+            chosen.append(Deletion(event, f"older than {limit / DAY:g} days ({age_days:.1f})", logging.INFO))
+        else:
+            keep.append(event)
+
+    freed = sum(d.event.size_bytes for d in chosen)
+    floor = floor_bytes(total, rate_bytes_per_s, config)
+    if free + freed >= floor:
+        return chosen
+    target = floor + total * config.headroom_percent / 100
+
+    def order(event: EventInfo) -> tuple[int, int, float]:
+        within_days = now - event.start < config.retention.of(event.retention).days * DAY
+        return (int(within_days), int(event.retention), event.start)
+
+    for event in sorted(keep, key=order):
+        if free + freed >= target:
+            break
+        level = logging.ERROR if event.retention is RetentionClass.PERSON else logging.WARNING
+        reason = (
+            f"free space below the floor ({(free + freed) / 1e6:.0f} MB free, floor {floor / 1e6:.0f} MB)"
+        )
+        chosen.append(Deletion(event, reason, level))
+        freed += event.size_bytes
+    return chosen
+
+
+@dataclass(frozen=True)
+class Segment:
+    path: Path
+    size: int
+    mtime: float
+
+
+def plan_cache(segments: Iterable[Segment], max_bytes: int) -> list[Segment]:
+    """Oldest cache segments to delete so the cache fits `max_bytes`; the newest segment of each
+    camera directory (the one ffmpeg is writing) is never chosen (pure)."""
+    by_dir: dict[Path, list[Segment]] = {}
+    for seg in segments:
+        by_dir.setdefault(seg.path.parent, []).append(seg)
+    total = sum(s.size for group in by_dir.values() for s in group)
+    deletable = sorted(
+        (s for group in by_dir.values() for s in sorted(group, key=lambda s: s.mtime)[:-1]),
+        key=lambda s: s.mtime,
+    )
+    chosen: list[Segment] = []
+    for seg in deletable:
+        if total <= max_bytes:
+            break
+        chosen.append(seg)
+        total -= seg.size
+    return chosen
+
+
+class RateMeter:
+    """Write rate of the cameras, from the growth of the segment files seen on each tick."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self.last: dict[str, int] = {}
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def update(self, sizes: dict[str, int], now: float) -> float:
+        grown = sum(max(0, size - self.last.get(name, 0)) for name, size in sizes.items())
+        if self.last or not self.samples:
+            self.samples.append((now, grown if self.last else 0))
+        self.last = dict(sizes)
+        while self.samples and now - self.samples[0][0] > self.window_s:
+            self.samples.popleft()
+        return self.rate()
+
+    def rate(self) -> float:
+        if len(self.samples) < 2:
+            return 0.0
+        span = self.samples[-1][0] - self.samples[0][0]
+        return sum(b for _, b in list(self.samples)[1:]) / span if span > 0 else 0.0
+
+
+class Guard:
+    """Runs the plan against the real filesystem and keeps the status in the index."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+        self.root = config.recordings_dir
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.trash = self.root / ev.TRASH_NAME
+        self.index = ev.Index(self.root)
+        self.rate = RateMeter(config.rate_window_s)
+        # Deletions not yet recorded in the index because the disk was completely full.
+        self.unrecorded: list[tuple[Deletion, float]] = []
+        self.empty_trash()
+
+    def empty_trash(self) -> None:
+        """Finish deletions a killed guard left behind."""
+        if self.trash.is_dir():
+            for entry in self.trash.iterdir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def cache_segments(self) -> list[Segment]:
+        segments = []
+        if self.config.cache_dir.is_dir():
+            for path in self.config.cache_dir.glob("*/*"):
+                try:
+                    st = path.stat()
+                except FileNotFoundError:
+                    continue
+                if path.is_file():
+                    segments.append(Segment(path, st.st_size, st.st_mtime))
+        return segments
+
+    def delete_event(self, deletion: Deletion, now: float) -> None:
+        event = deletion.event
+        self.trash.mkdir(exist_ok=True)
+        doomed = self.trash / f"{event.camera}--{event.event_id}"
+        # Index row first, then one atomic rename: the index never lists an event whose files
+        # are gone, and an event is either whole in place or in the trash. A kill between the two
+        # leaves a whole, unlisted event that the next tick lists again (sync) and plans again.
+        try:
+            self.index.remove_event(event, deletion.reason, now)
+        except sqlite3.OperationalError as exc:
+            # A completely full disk cannot take even the index update: free the space first;
+            # the next sync drops the row and the deletion is recorded once there is room.
+            LOG.warning("index not writable (%s); deleting %s first", exc, event.event_id)
+            self.unrecorded.append((deletion, now))
+        os.rename(event.path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        LOG.log(
+            deletion.level,
+            "deleted %s event %s of camera %s (%.1f MB, started %s): %s",
+            event.retention.label,
+            event.event_id,
+            event.camera,
+            event.size_bytes / 1e6,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.start)),
+            deletion.reason,
+        )
+
+    def tick(self, now: float | None = None) -> dict:
+        now = time.time() if now is None else now
+        segments = self.cache_segments()
+        rate = self.rate.update({str(s.path): s.size for s in segments}, now)
+        for seg in plan_cache(segments, self.config.cache_max_bytes):
+            try:
+                seg.path.unlink()
+                LOG.warning(
+                    "deleted cache segment %s: cache above %d bytes", seg.path, self.config.cache_max_bytes
+                )
+            except FileNotFoundError:
+                pass
+        events = ev.scan(self.root)
+        try:
+            self.index.sync(events)
+        except sqlite3.OperationalError as exc:
+            LOG.warning("cannot update the index before deleting (%s)", exc)
+        usage = psutil.disk_usage(str(self.root))
+        deleted = 0
+        for deletion in plan(
+            events, now=now, total=usage.total, free=usage.free, rate_bytes_per_s=rate, config=self.config
+        ):
+            try:
+                self.delete_event(deletion, now)
+                deleted += 1
+            except FileNotFoundError:
+                continue
+        self.record_unrecorded(events)
+        usage = psutil.disk_usage(str(self.root))
+        count, deleted_bytes = self.index.deletions_since(now - DAY)
+        status = {
+            "total_bytes": usage.total,
+            "used_bytes": usage.used,
+            "free_bytes": usage.free,
+            "free_percent": round(100 * usage.free / usage.total, 2) if usage.total else 0.0,
+            "write_rate_bytes_per_s": round(rate, 1),
+            "hours_left": round(usage.free / rate / 3600, 2) if rate > 0 else None,
+            "floor_bytes": floor_bytes(usage.total, rate, self.config),
+            "deletions_24h": count,
+            "deleted_bytes_24h": deleted_bytes,
+            "events": len(events) - deleted,
+        }
+        try:
+            self.index.set_status(status, now)
+        except sqlite3.OperationalError as exc:
+            LOG.warning("cannot store the status: %s", exc)
+        return status
+
+    def record_unrecorded(self, events: list[EventInfo]) -> None:
+        if not self.unrecorded:
+            return
+        try:
+            self.index.sync([e for e in events if e.path.exists()])
+            for deletion, at in self.unrecorded:
+                self.index.remove_event(deletion.event, deletion.reason, at)
+            self.unrecorded.clear()
+        except sqlite3.OperationalError as exc:
+            LOG.warning("index still not writable: %s", exc)
+
+    def run(self, stop: list[bool]) -> None:
+        while not stop[0]:
+            started = time.monotonic()
+            try:
+                self.tick()
+            except (OSError, sqlite3.Error) as exc:  # a transient error must not stop the guard
+                LOG.error("guard tick failed: %s", exc)
+            time.sleep(max(0.0, self.config.interval_s - (time.monotonic() - started)))

@@ -1,0 +1,80 @@
+"""The storage guard service frees space on a size-limited filesystem inside the site."""
+
+from __future__ import annotations
+
+import json
+import time
+
+testinfra_hosts = ["docker://mol-guard-site"]
+
+ROOT = "/var/lib/cllmh/recordings"
+PY = "/opt/cllmh/venv/bin/python"
+
+# Writes events with the package's own event-store API, as the recorder's user.
+WRITER = r"""
+import sys, time
+from pathlib import Path
+from cllmh import events as ev
+root = Path(sys.argv[1]); index = ev.Index(root)
+kinds = {"o": {"cat": 0.7}, "v": {"car": 0.9}, "p": {"person": 0.9}}
+start = time.time() - 3600
+for n, kind in enumerate("ooovoopoovooooo" * 2):
+    event_id = f"ev{n:02d}{kind}"
+    path = ev.event_path(root, "gerbang", start + n, event_id)
+    with ev.writing(path):
+        (path / "clip-000.mp4").write_bytes(b"\0" * 1_500_000)
+        ev.write_json_atomic(path / ev.SIDECAR, {"start": start + n, "end": start + n + 9,
+                             "labels": kinds[kind], "files": {"clip-000.mp4": 1_500_000}})
+    index.add_event(event_id=event_id, camera="gerbang", start=start + n, end=start + n + 9,
+                    labels=kinds[kind], path=path, size_bytes=1_500_000)
+    time.sleep(0.3)  # a few cameras' worth of events arriving, faster than the floor allows
+print("written")
+"""
+
+
+def free_percent(host) -> float:
+    out = host.check_output("df --output=pcent %s | tail -1", ROOT).strip().rstrip("%")
+    return 100 - float(out)
+
+
+def test_the_guard_runs_unprivileged(host):
+    svc = host.service("cllmh-guard")
+    assert svc.is_running and svc.is_enabled
+    assert host.check_output("systemctl show -p User --value cllmh-guard") == "cllmh"
+
+
+def test_a_broken_configuration_is_refused_with_a_clear_message(host):
+    host.check_output("printf 'floor_percent: 0\\nunknown: 1\\n' > /tmp/bad-guard.yaml")
+    result = host.run("/opt/cllmh/venv/bin/cllmh guard --check --config /tmp/bad-guard.yaml")
+    assert result.rc == 2
+    assert "floor_percent" in result.stderr and "unknown" in result.stderr
+
+
+def test_the_guard_frees_space_oldest_other_events_first(host):
+    host.check_output("cat > /tmp/writer.py << 'EOF'\n%s\nEOF" % WRITER)
+    # 30 events x 1.5 MB = 45 MB in 9 s into a 40 MiB filesystem with a 25 % floor:
+    # no write may fail, and the guard brings the floor back
+    out = host.run("runuser -u cllmh -- %s /tmp/writer.py %s", PY, ROOT)
+    assert out.rc == 0 and "written" in out.stdout, out.stderr
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and free_percent(host) < 25:
+        time.sleep(1)
+    assert free_percent(host) >= 25
+
+    kept = set(host.check_output("ls %s/gerbang/*/", ROOT).split())
+    written = [f"ev{n:02d}{k}" for n, k in enumerate("ooovoopoovooooo" * 2)]
+    deleted = [e for e in written if e not in kept]
+    assert deleted and all(e.endswith("o") for e in deleted), deleted
+    kept_other = [e for e in written if e in kept and e.endswith("o")]
+    assert max(written.index(e) for e in deleted) < min(written.index(e) for e in kept_other)
+
+    log = host.check_output("journalctl -u cllmh-guard --no-pager")
+    assert "deleted other event" in log and "free space below the floor" in log
+
+    status = json.loads(host.check_output(
+        "%s -c \"import sqlite3; print(sqlite3.connect('%s/index.sqlite3').execute("
+        "'select status from guard_status').fetchone()[0])\"", PY, ROOT,
+    ))
+    assert status["deletions_24h"] == len(deleted)
+    assert status["free_percent"] >= 25
