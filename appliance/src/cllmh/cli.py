@@ -117,6 +117,40 @@ def _cmd_guard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_record(args: argparse.Namespace) -> int:
+    import threading  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from cllmh import recorder  # noqa: PLC0415 - OpenCV and the detector load only for this command
+    from cllmh.detect import Detector  # noqa: PLC0415
+
+    try:
+        config = recorder.load_config(Path(args.config))
+        camera = config.camera(args.camera) if args.camera else None
+    except ValueError as exc:
+        print(f"cllmh record: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: ok ({len(config.cameras)} cameras)")
+        return 0
+    if camera is None:
+        print("cllmh record: --camera NAME is required", file=sys.stderr)
+        return 2
+    detector = Detector(
+        config.model.path,
+        anchors_path=config.model.anchors,
+        threshold=min(config.model.thresholds.values()),
+        threads=config.model.threads,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    rec = recorder.CameraRecorder(config, camera, detector, realtime_input=args.realtime)
+    result = rec.run(stop)
+    print(recorder.report(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cllmh", description="CLLMH site appliance")
     parser.add_argument("--version", action="version", version=f"cllmh {__version__}")
@@ -155,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--once", action="store_true", help="one pass, print the status as JSON")
     p.add_argument("--check", action="store_true", help="only validate the configuration")
     p.set_defaults(func=_cmd_guard)
+
+    p = sub.add_parser("record", help="motion recorder of one camera: keep only person/vehicle video")
+    p.add_argument("--config", default="/etc/cllmh/recorder.yaml")
+    p.add_argument("--camera", help="camera name from the configuration")
+    p.add_argument("--check", action="store_true", help="only validate the configuration")
+    p.add_argument("--realtime", action="store_true", help="read a file source at its own pace (tests)")
+    p.set_defaults(func=_cmd_record)
     return parser
 
 

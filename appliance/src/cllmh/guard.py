@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Annotated
 
 import psutil
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cllmh import events as ev
+from cllmh.config import load_yaml
 from cllmh.events import EventInfo, RetentionClass
 
 LOG = logging.getLogger("cllmh.guard")
@@ -83,19 +83,7 @@ class GuardConfig(BaseModel):
 
 def load_config(path: Path) -> GuardConfig:
     """Read and validate the YAML file; raises ValueError with every problem listed."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return GuardConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(f"{path}: {problems}") from exc
+    return load_yaml(path, GuardConfig)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""A person event from the live camera: clip (copied), snapshot and sidecar, within 60 s."""
+
+from __future__ import annotations
+
+import json
+import time
+
+testinfra_hosts = ["docker://mol-rec-site"]
+
+ROOT = "/var/lib/cllmh/recordings"
+
+
+def test_the_recorder_runs_unprivileged(host):
+    svc = host.service("cllmh-recorder@gate")
+    assert svc.is_running and svc.is_enabled
+    assert host.check_output("systemctl show -p User --value cllmh-recorder@gate") == "cllmh"
+
+
+def test_a_person_event_is_kept_within_60_s(host):
+    deadline = time.monotonic() + 60
+    sidecars: list[str] = []
+    while time.monotonic() < deadline:
+        sidecars = host.run("ls %s/gate/*/*/event.json 2>/dev/null", ROOT).stdout.split()
+        if sidecars:
+            break
+        time.sleep(2)
+    assert sidecars, host.check_output("journalctl -u cllmh-recorder@gate --no-pager | tail -20")
+    event_dir = sidecars[0].rsplit("/", 1)[0]
+    sidecar = json.loads(host.file(sidecars[0]).content_string)
+    assert sidecar["labels"]["person"] >= 0.5
+    assert sidecar["camera"] == "gate" and sidecar["end"] > sidecar["start"]
+    assert host.file(f"{event_dir}/snapshot.jpg").size > 1000
+    probe = host.check_output(
+        "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 %s/%s",
+        event_dir, sidecar["clips"][0]["file"],
+    )
+    assert probe.strip() == "h264,768,576"  # the camera's own stream, copied
+    rows = host.check_output(
+        "/opt/cllmh/venv/bin/python -c \"import sqlite3; print(sqlite3.connect('%s/index.sqlite3')"
+        ".execute('select count(*) from events where retention=\\\"person\\\"').fetchone()[0])\"", ROOT,
+    )
+    assert int(rows) >= 1
+
+
+def test_the_cache_stays_small(host):
+    count = int(host.check_output("ls /var/lib/cllmh/cache/gate/*.mp4 2>/dev/null | wc -l"))
+    assert count < 30
