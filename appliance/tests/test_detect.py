@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cllmh.detect import COCO80, COCO90, Detector, decode_ssd_raw, regions_around
+from cllmh.detect import COCO80, COCO90, Detector, decode_ssd_raw, postprocess_order, regions_around
 from cllmh.motion import MotionConfig, MotionDetector
 from footage import MODELS, image, need, vtest_frames
 
@@ -36,6 +36,13 @@ def test_a_zero_encoding_decodes_to_its_anchor() -> None:
     cls, score, box = out[0]
     assert cls == 1 and score == pytest.approx(0.9933, abs=1e-3)
     assert box == pytest.approx((0.1, 0.2, 0.5, 0.6))
+
+
+def test_postprocess_outputs_are_matched_by_name_not_by_listed_order() -> None:
+    name = "TFLite_Detection_PostProcess"
+    listed = [{"name": f"{name}:2"}, {"name": name}, {"name": f"{name}:3"}, {"name": f"{name}:1"}]
+    assert postprocess_order(listed) == (1, 3, 0, 2)  # boxes, classes, scores, count
+    assert postprocess_order([{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]) == (0, 1, 2, 3)
 
 
 def test_the_person_ssd_finds_people_and_not_fruit(ssd: Detector) -> None:

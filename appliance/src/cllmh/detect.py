@@ -100,6 +100,23 @@ def decode_ssd_raw(
     return out
 
 
+def postprocess_order(outputs: list[dict]) -> tuple[int, int, int, int]:
+    """Indices of (boxes, classes, scores, count) among TFLite_Detection_PostProcess outputs (pure).
+
+    The op names its outputs NAME, NAME:1, NAME:2, NAME:3 for boxes, classes, scores and count;
+    converters sometimes list them in another order, so the name suffix decides, and the listed
+    order is used only when the names do not follow the pattern.
+    """
+    suffix = {}
+    for i, detail in enumerate(outputs):
+        name = str(detail.get("name", ""))
+        part = name.rsplit(":", 1)[1] if ":" in name else "0"
+        suffix[int(part) if part.isdigit() else -1] = i
+    if sorted(suffix) == [0, 1, 2, 3]:
+        return suffix[0], suffix[1], suffix[2], suffix[3]
+    return 0, 1, 2, 3
+
+
 class Detector:
     """A TFLite detector; `detect(frame, regions)` returns detections in full-frame pixels."""
 
@@ -123,6 +140,7 @@ class Detector:
         if len(self.outputs) == 4:
             self.layout = "postprocess"
             self.labels = labels or list(COCO90)
+            self.postprocess = postprocess_order(self.outputs)
         elif len(self.outputs) == 2 and all(len(s) == 3 for s in shapes):
             self.layout = "ssd_raw"
             if anchors_path is None:
@@ -172,11 +190,9 @@ class Detector:
                 if cls < len(self.labels) and self.labels[cls]:
                     found.append((self.labels[cls], score, (xmin, ymin, xmax, ymax)))
         else:
-            by_shape = {len(o.shape): o for o in out}
-            boxes = next(o for o in out if o.ndim == 3)[0]
-            vectors = [o[0] for o in out if o.ndim == 2]
-            count = int(next(o for o in out if o.ndim == 1)[0]) if 1 in by_shape else len(boxes)
-            classes, scores = vectors if vectors[1].max() <= 1.0 else vectors[::-1]
+            b, c, sc, n = self.postprocess
+            boxes, classes, scores = out[b][0], out[c][0], out[sc][0]
+            count = int(out[n].reshape(-1)[0])
             for i in range(min(count, len(boxes))):
                 cls = int(classes[i])
                 if scores[i] >= self.threshold and cls < len(self.labels) and self.labels[cls]:

@@ -233,7 +233,7 @@ class CameraRecorder:
     def _read_stderr(self, stream) -> None:  # a text line iterator
         for line in stream:
             match = _SHOWINFO.search(line)
-            if match and "pts_time" in line:
+            if match:
                 with self.cond:
                     self.frame_times[int(match.group(1))] = float(match.group(2))
                     self.cond.notify_all()
