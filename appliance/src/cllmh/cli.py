@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from cllmh import __version__, ingest, probe
@@ -82,6 +83,14 @@ def _cmd_validate_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT: the long-running commands stop cleanly on it."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
 def _cmd_guard(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415 - the guard's dependencies load only for this command
 
@@ -99,13 +108,7 @@ def _cmd_guard(args: argparse.Namespace) -> int:
     if args.once:
         print(json.dumps(runner.tick(), indent=2))
         return 0
-    stop = [False]
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        stop[0] = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = _stop_on_signals()
     logging.getLogger("cllmh.guard").info(
         "guarding %s (floor %g%% or %g h of recording, every %g s)",
         config.recordings_dir,
@@ -118,7 +121,6 @@ def _cmd_guard(args: argparse.Namespace) -> int:
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    import threading  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from cllmh import recorder  # noqa: PLC0415 - OpenCV and the detector load only for this command
@@ -142,9 +144,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
         threshold=min(config.model.thresholds.values()),
         threads=config.model.threads,
     )
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     rec = recorder.CameraRecorder(config, camera, detector, realtime_input=args.realtime)
     result = rec.run(stop)
     print(recorder.report(result))

@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -315,11 +316,11 @@ class Guard:
         except sqlite3.OperationalError as exc:
             LOG.warning("index still not writable: %s", exc)
 
-    def run(self, stop: list[bool]) -> None:
-        while not stop[0]:
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             started = time.monotonic()
             try:
                 self.tick()
             except (OSError, sqlite3.Error) as exc:  # a transient error must not stop the guard
                 LOG.error("guard tick failed: %s", exc)
-            time.sleep(max(0.0, self.config.interval_s - (time.monotonic() - started)))
+            stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - started)))
