@@ -132,6 +132,8 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "20",
             "-sc_threshold",
             "0",
+            "-frames:v",
+            "780",  # whole GOPs only: the loop seam keeps the 2 s keyframe interval
             "-pix_fmt",
             "yuv420p",
             str(clip),
