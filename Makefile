@@ -16,12 +16,17 @@ SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
 HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 
-.PHONY: help venv host-packages engine image lab lab-down lint pytest molecule test bench-syslog clean
+MODELS_VENV := $(ROOT)/.venv-models
+MODELS_BUILD := $(ROOT)/build/models
+
+.PHONY: help venv host-packages engine image lab lab-down lint pytest models models-update molecule test \
+  bench-syslog clean
 
 help:
 	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
 	@echo "make lab-down  remove the lab containers"
-	@echo "make test      lint + unit tests + every Molecule scenario"
+	@echo "make test      lint + unit tests + model rebuild check + every Molecule scenario"
+	@echo "make models    rebuild the detector models from their packages and compare with files/models"
 
 $(BIN)/activate: requirements.txt appliance/pyproject.toml
 	@echo "==> Python venv $(VENV) (requirements.txt + appliance[dev])"
@@ -70,6 +75,27 @@ pytest: venv host-packages
 	@echo "==> pytest appliance/"
 	cd appliance && $(BIN)/pytest
 
+# The conversion tool runs in its own TensorFlow environment (build machine only).
+$(MODELS_VENV)/bin/activate: appliance/tools/requirements-models.txt
+	@echo "==> model conversion venv $(MODELS_VENV) (TensorFlow, build time only)"
+	python3 -m venv $(MODELS_VENV)
+	$(MODELS_VENV)/bin/pip install --quiet --upgrade pip
+	$(MODELS_VENV)/bin/pip install --quiet -r appliance/tools/requirements-models.txt
+	@touch $(MODELS_VENV)/bin/activate
+
+models: venv host-packages $(MODELS_VENV)/bin/activate
+	@command -v npm >/dev/null || { echo "==> installing npm"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null; }
+	@echo "==> converting the detector models into $(MODELS_BUILD)"
+	rm -rf $(MODELS_BUILD)
+	$(MODELS_VENV)/bin/python appliance/tools/convert_models.py --out $(MODELS_BUILD) --cache $(ROOT)/build/model-sources
+	@echo "==> comparing with files/models"
+	cd appliance && $(BIN)/python tools/compare_models.py $(ROOT)/files/models $(MODELS_BUILD)
+
+# After reviewing a `make models` whose output differs: ship the rebuilt files.
+models-update:
+	cp $(MODELS_BUILD)/*.tflite $(MODELS_BUILD)/*.npy $(MODELS_BUILD)/SHA256SUMS files/models/
+
 molecule: venv host-packages image
 	@for s in $(SCENARIOS); do \
 	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
@@ -81,7 +107,7 @@ molecule: venv host-packages image
 	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
-test: lint pytest molecule
+test: lint pytest models molecule
 	@echo "==> all checks passed"
 
 # Benchmarks print figures on demand; they are not part of `make test`.
@@ -91,4 +117,4 @@ bench-syslog: venv image
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
 clean:
-	rm -rf $(VENV) build appliance/build
+	rm -rf $(VENV) $(MODELS_VENV) build appliance/build

@@ -5,13 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cllmh.detect import COCO80, COCO90, Detector, decode_ssd_raw, postprocess_order, regions_around
+from cllmh.detect import COCO80, COCO90, Detector, decode_ssd_raw, iou, postprocess_order, regions_around
 from cllmh.motion import MotionConfig, MotionDetector
 from footage import MODELS, image, need, vtest_frames
 
 SSD = MODELS / "ssdlite_mnv2_person_int8.tflite"
 ANCHORS = MODELS / "ssdlite_anchors.npy"
 CENTERNET = MODELS / "centernet_mnv3_coco_fp32.tflite"
+SSD_POSTPROCESS = MODELS / "ssdlite_mnv2_person_postprocess_int8.tflite"
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +39,48 @@ def test_a_zero_encoding_decodes_to_its_anchor() -> None:
     assert box == pytest.approx((0.1, 0.2, 0.5, 0.6))
 
 
-def test_postprocess_outputs_are_matched_by_name_not_by_listed_order() -> None:
-    name = "TFLite_Detection_PostProcess"
-    listed = [{"name": f"{name}:2"}, {"name": name}, {"name": f"{name}:3"}, {"name": f"{name}:1"}]
+def _outputs(*named: tuple[str, tuple[int, ...]]) -> list[dict]:
+    return [{"name": name, "shape": np.array(shape)} for name, shape in named]
+
+
+def test_postprocess_outputs_of_a_tf1_conversion_are_matched_by_shape_and_name() -> None:
+    op = "TFLite_Detection_PostProcess"
+    listed = _outputs((f"{op}:2", (1, 10)), (op, (1, 10, 4)), (f"{op}:3", (1,)), (f"{op}:1", (1, 10)))
     assert postprocess_order(listed) == (1, 3, 0, 2)  # boxes, classes, scores, count
-    assert postprocess_order([{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]) == (0, 1, 2, 3)
+
+
+def test_postprocess_outputs_of_a_tf2_savedmodel_conversion_are_reversed() -> None:
+    # As TF2 exports (and files/models/ssdlite_mnv2_person_postprocess_int8.tflite) list them.
+    call = "StatefulPartitionedCall"
+    listed = _outputs(
+        (f"{call}:1", (1, 20)), (f"{call}:3", (1, 20, 4)), (f"{call}:0", (1,)), (f"{call}:2", (1, 20))
+    )
+    assert postprocess_order(listed) == (1, 3, 0, 2)
+
+
+def test_postprocess_outputs_without_usable_names_fall_back_to_the_op_order() -> None:
+    listed = _outputs(("a", (1, 10, 4)), ("b", (1, 10)), ("c", (1, 10)), ("d", (1,)))
+    assert postprocess_order(listed) == (0, 1, 2, 3)
+    assert postprocess_order([{"name": "x:3"}, {"name": "x:2"}, {"name": "x:1"}, {"name": "x"}]) == (
+        3,
+        2,
+        1,
+        0,
+    )
+
+
+def test_the_postprocess_layout_on_a_real_model_agrees_with_the_raw_ssd(ssd: Detector) -> None:
+    detector = Detector(need(SSD_POSTPROCESS), threshold=0.5)
+    assert detector.layout == "postprocess"
+    assert persons(detector.detect(image("messi5.jpg")))
+    assert not persons(detector.detect(image("fruits.jpg")))
+    frame = vtest_frames(every=1)[200]
+    fused, raw = persons(detector.detect(frame)), persons(ssd.detect(frame))
+    assert len(fused) >= 3
+    # Same network, same anchors: every person the raw decoder finds is found by the fused op.
+    for person in raw:
+        best = max(iou(person.box, other.box) for other in fused)
+        assert best > 0.7, (person, fused)
 
 
 def test_the_person_ssd_finds_people_and_not_fruit(ssd: Detector) -> None:
@@ -65,6 +103,13 @@ def test_a_raw_ssd_without_anchors_and_a_missing_model_are_clear_errors(tmp_path
         Detector(need(SSD))
     with pytest.raises(FileNotFoundError, match="not found"):
         Detector(tmp_path / "missing.tflite")
+
+
+def test_iou_of_boxes() -> None:
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 10, 10), (20, 20, 30, 30)) == 0.0
+    assert iou((0, 0, 0, 0), (0, 0, 0, 0)) == 0.0
 
 
 def test_regions_are_squares_around_motion_merged_when_overlapping() -> None:

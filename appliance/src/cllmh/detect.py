@@ -103,18 +103,32 @@ def decode_ssd_raw(
 def postprocess_order(outputs: list[dict]) -> tuple[int, int, int, int]:
     """Indices of (boxes, classes, scores, count) among TFLite_Detection_PostProcess outputs (pure).
 
-    The op names its outputs NAME, NAME:1, NAME:2, NAME:3 for boxes, classes, scores and count;
-    converters sometimes list them in another order, so the name suffix decides, and the listed
-    order is used only when the names do not follow the pattern.
+    The op's outputs are always boxes [1,N,4], classes [1,N], scores [1,N] and count [1], in that
+    order. Boxes and count are told apart by shape. Classes and scores share a shape, so their
+    names decide: the TF1 converter names them OP, OP:1, OP:2, OP:3 (boxes first), while models
+    exported through a TF2 SavedModel name the same outputs StatefulPartitionedCall:3, :2, :1, :0
+    (reversed, boxes last). Whichever suffix the boxes carry gives the direction.
     """
-    suffix = {}
-    for i, detail in enumerate(outputs):
+    shapes = [tuple(int(v) for v in detail.get("shape", ())) for detail in outputs]
+    suffixes = []
+    for detail in outputs:
         name = str(detail.get("name", ""))
         part = name.rsplit(":", 1)[1] if ":" in name else "0"
-        suffix[int(part) if part.isdigit() else -1] = i
-    if sorted(suffix) == [0, 1, 2, 3]:
-        return suffix[0], suffix[1], suffix[2], suffix[3]
-    return 0, 1, 2, 3
+        suffixes.append(int(part) if part.isdigit() else -1)
+    boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[-1] == 4]
+    counts = [i for i, s in enumerate(shapes) if int(np.prod(s)) == 1]
+    if len(boxes) != 1 or len(counts) != 1:
+        if sorted(suffixes) == [0, 1, 2, 3]:  # no shapes given: names alone, boxes first
+            by_suffix = {s: i for i, s in enumerate(suffixes)}
+            return by_suffix[0], by_suffix[1], by_suffix[2], by_suffix[3]
+        return 0, 1, 2, 3
+    pair = [i for i in range(len(outputs)) if i not in (boxes[0], counts[0])]
+    if sorted(suffixes) == [0, 1, 2, 3]:
+        ascending = suffixes[boxes[0]] < suffixes[counts[0]]
+        classes, scores = sorted(pair, key=lambda i: suffixes[i], reverse=not ascending)
+    else:
+        classes, scores = pair  # listed order, the op's own
+    return boxes[0], classes, scores, counts[0]
 
 
 class Detector:
@@ -217,6 +231,13 @@ class Detector:
                 )
                 detections.append(Detection(label, score, box))
         return detections
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x1, y1, x2, y2) boxes (pure)."""
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 def regions_around(
