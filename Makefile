@@ -70,6 +70,9 @@ lint: venv
 	@echo "==> ruff"
 	$(BIN)/ruff check appliance
 	$(BIN)/ruff format --check appliance
+	@echo "==> ruff (Molecule tests, benchmarks and role scripts, with the appliance's settings)"
+	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule
+	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule
 
 pytest: venv host-packages
 	@echo "==> pytest appliance/"

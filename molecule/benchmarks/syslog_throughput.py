@@ -27,7 +27,10 @@ HUB_FILES = "/var/log/cctv/*/localhost/messages.log"
 def sh(container: str, command: str, timeout: float = 600) -> str:
     done = subprocess.run(
         ["docker", "exec", container, "bash", "-c", command],
-        capture_output=True, text=True, timeout=timeout, check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
     )
     return done.stdout
 
@@ -70,7 +73,10 @@ def main() -> None:
     time.sleep(5)
     base_site, base_hub = count(SITE, SITE_FILES), count(HUB, HUB_FILES)
 
-    print(f"loggen: {args.connections} TCP connections, {args.size}-byte lines, {args.seconds} s ...", flush=True)
+    print(
+        f"loggen: {args.connections} TCP connections, {args.size}-byte lines, {args.seconds} s ...",
+        flush=True,
+    )
     start = time.monotonic()
     loggen = sh(
         SENDER,
@@ -92,7 +98,9 @@ def main() -> None:
     print(f"lines accepted by site:    {accepted}")
     print(f"lines delivered to hub:    {delivered} ({'all' if delivered >= accepted else 'MISSING LINES'})")
     print(f"site, local files only:    {local_rate:,.0f} lines/s")
-    print(f"end to end (TLS + buffer): {e2e_rate:,.0f} lines/s  (ratio to local: {e2e_rate / local_rate:.2f})")
+    print(
+        f"end to end (TLS + buffer): {e2e_rate:,.0f} lines/s  (ratio to local: {e2e_rate / local_rate:.2f})"
+    )
     print(f"peak RSS syslog-ng site:   {peak_rss_mib(SITE):.1f} MiB")
     print(f"peak RSS syslog-ng hub:    {peak_rss_mib(HUB):.1f} MiB")
 

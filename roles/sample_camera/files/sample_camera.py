@@ -9,6 +9,7 @@ server answer 401 to wrong credentials, as real cameras do.
 
 Usage: sample_camera.py --file F [--port 8554] [--path /cam1] [--user U --password P]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,13 @@ class LoopingSource:
 
     def _seek(self, flags: Gst.SeekFlags) -> None:
         self.pipeline.seek(
-            1.0, Gst.Format.TIME, flags | Gst.SeekFlags.KEY_UNIT,
-            Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1,
+            1.0,
+            Gst.Format.TIME,
+            flags | Gst.SeekFlags.KEY_UNIT,
+            Gst.SeekType.SET,
+            0,
+            Gst.SeekType.NONE,
+            -1,
         )
 
     def _on_message(self, _bus: Gst.Bus, message: Gst.Message) -> None:
@@ -105,9 +111,11 @@ def build_server(args: argparse.Namespace, source: LoopingSource) -> GstRtspServ
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
-        permissions.add_role_from_structure(Gst.Structure.new_from_string(
-            "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
-        ))
+        permissions.add_role_from_structure(
+            Gst.Structure.new_from_string(
+                "viewer, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+            )
+        )
         factory.set_permissions(permissions)
     server.get_mount_points().add_factory(args.path, factory)
     return server

@@ -8,6 +8,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import testinfra
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-ingest-site"]
 
@@ -20,15 +21,6 @@ CAMERA_SIZE = (768, 576)  # vtest.avi
 @pytest.fixture(scope="module")
 def camera():
     return testinfra.get_host("docker://mol-ingest-camera")
-
-
-def wait_for(check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def ffprobe_hls(client, url: str, creds: str = VIEWER):
@@ -75,7 +67,9 @@ def test_wrong_password_is_refused(camera):
 
 
 def test_plain_http_redirects_to_https(camera):
-    out = camera.check_output("curl -s -o /dev/null -w '%%{http_code} %%{redirect_url}' http://%s/live/", SITE)
+    out = camera.check_output(
+        "curl -s -o /dev/null -w '%%{http_code} %%{redirect_url}' http://%s/live/", SITE
+    )
     assert out == f"301 https://{SITE}/live/"
 
 
@@ -113,7 +107,9 @@ def test_rtmp_publish_with_the_key_is_accepted(camera):
 def test_rtmp_play_needs_a_token_from_other_hosts(camera, host):
     remote = camera.run("timeout 20 ffprobe -v error rtmp://%s/live/gate", SITE)
     assert remote.rc != 0
-    local = host.run("timeout 20 ffprobe -v error -show_entries stream=codec_name -of csv rtmp://127.0.0.1/live/gate")
+    local = host.run(
+        "timeout 20 ffprobe -v error -show_entries stream=codec_name -of csv rtmp://127.0.0.1/live/gate"
+    )
     assert local.rc == 0 and "h264" in local.stdout
 
 
@@ -154,7 +150,10 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
         if not headers or " 200" not in headers[0]:
             return False
         modified = [line for line in headers if line.lower().startswith("last-modified:")]
-        if not modified or parsedate_to_datetime(modified[0].split(":", 1)[1].strip()).timestamp() < returned - 1:
+        if (
+            not modified
+            or parsedate_to_datetime(modified[0].split(":", 1)[1].strip()).timestamp() < returned - 1
+        ):
             return False
         return ffprobe_hls(camera, HLS) is not None
 

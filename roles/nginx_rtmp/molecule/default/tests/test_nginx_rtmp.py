@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-nginx-site"]
 
@@ -20,14 +19,18 @@ def test_nginx_t_passes_and_the_config_is_managed(host):
 
 def test_the_supplied_certificate_is_served_and_verifies(host):
     # --cacert with the user's CA: the TLS handshake verifies the chain and the name.
-    code = host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' -u operator:Operator-Pass-1 https://{NAME}/live/")
+    code = host.check_output(
+        f"{CURL} -o /dev/null -w '%{{http_code}}' -u operator:Operator-Pass-1 https://{NAME}/live/"
+    )
     assert code == "200"
 
 
 def test_a_viewer_no_longer_listed_is_removed(host):
     content = host.file("/etc/nginx/cllmh.htpasswd").content_string
     assert "mantan:" not in content and "operator:" in content
-    code = host.check_output(f"{CURL} -o /dev/null -w '%{{http_code}}' -u mantan:Mantan-Pegawai-1 https://{NAME}/live/")
+    code = host.check_output(
+        f"{CURL} -o /dev/null -w '%{{http_code}}' -u mantan:Mantan-Pegawai-1 https://{NAME}/live/"
+    )
     assert code == "401"
 
 
@@ -35,14 +38,13 @@ def test_a_viewer_no_longer_listed_is_removed(host):
 def publishing(host):
     """ffmpeg on the box publishes a test stream for 40 s (local publishers need no key)."""
     host.check_output(
-        "systemd-run --unit=test-publish --collect ffmpeg -v error -re -f lavfi -i testsrc2=size=640x360:rate=15 "
-        "-t 40 -c:v libx264 -preset ultrafast -g 15 -pix_fmt yuv420p -f flv rtmp://127.0.0.1/live/lobby"
+        "systemd-run --unit=test-publish --collect ffmpeg -v error -re "
+        "-f lavfi -i testsrc2=size=640x360:rate=15 -t 40 "
+        "-c:v libx264 -preset ultrafast -g 15 -pix_fmt yuv420p -f flv rtmp://127.0.0.1/live/lobby"
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if host.run(f"{CURL} -f -o /dev/null -u operator:Operator-Pass-1 https://{NAME}/hls/lobby/index.m3u8").rc == 0:
-            break
-        time.sleep(1)
+    playlist = f"https://{NAME}/hls/lobby/index.m3u8"
+    fetch = f"{CURL} -f -o /dev/null -u operator:Operator-Pass-1 {playlist}"
+    wait_for(lambda: host.run(fetch).rc == 0, timeout=30)
     yield
     host.run("systemctl stop test-publish")
 
@@ -50,7 +52,9 @@ def publishing(host):
 def test_local_publish_becomes_hls_with_short_fragments(host, publishing):
     playlist = host.check_output(f"{CURL} -u operator:Operator-Pass-1 https://{NAME}/hls/lobby/index.m3u8")
     assert "#EXTM3U" in playlist
-    durations = [float(line.split(":")[1].rstrip(",")) for line in playlist.splitlines() if line.startswith("#EXTINF")]
+    durations = [
+        float(line.split(":")[1].rstrip(",")) for line in playlist.splitlines() if line.startswith("#EXTINF")
+    ]
     assert durations and max(durations) <= 2.5, playlist
     out = host.check_output(
         "ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "

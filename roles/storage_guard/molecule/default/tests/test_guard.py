@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
+
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-guard-site"]
 
@@ -51,16 +52,13 @@ def test_a_broken_configuration_is_refused_with_a_clear_message(host):
 
 
 def test_the_guard_frees_space_oldest_other_events_first(host):
-    host.check_output("cat > /tmp/writer.py << 'EOF'\n%s\nEOF" % WRITER)
+    host.check_output(f"cat > /tmp/writer.py << 'EOF'\n{WRITER}\nEOF")
     # 30 events x 1.5 MB = 45 MB in 9 s into a 40 MiB filesystem with a 25 % floor:
     # no write may fail, and the guard brings the floor back
     out = host.run("runuser -u cllmh -- %s /tmp/writer.py %s", PY, ROOT)
     assert out.rc == 0 and "written" in out.stdout, out.stderr
 
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and free_percent(host) < 25:
-        time.sleep(1)
-    assert free_percent(host) >= 25
+    assert wait_for(lambda: free_percent(host) >= 25, timeout=30), free_percent(host)
 
     kept = set(host.check_output("ls %s/gerbang/*/", ROOT).split())
     written = [f"ev{n:02d}{k}" for n, k in enumerate("ooovoopoovooooo" * 2)]
@@ -72,9 +70,13 @@ def test_the_guard_frees_space_oldest_other_events_first(host):
     log = host.check_output("journalctl -u cllmh-guard --no-pager")
     assert "deleted other event" in log and "free space below the floor" in log
 
-    status = json.loads(host.check_output(
-        "%s -c \"import sqlite3; print(sqlite3.connect('%s/index.sqlite3').execute("
-        "'select status from guard_status').fetchone()[0])\"", PY, ROOT,
-    ))
+    status = json.loads(
+        host.check_output(
+            "%s -c \"import sqlite3; print(sqlite3.connect('%s/index.sqlite3').execute("
+            "'select status from guard_status').fetchone()[0])\"",
+            PY,
+            ROOT,
+        )
+    )
     assert status["deletions_24h"] == len(deleted)
     assert status["free_percent"] >= 25

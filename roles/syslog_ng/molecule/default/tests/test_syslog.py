@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import testinfra
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-log-site"]
 
@@ -26,15 +27,6 @@ def sender():
 @pytest.fixture(scope="module")
 def hub():
     return testinfra.get_host("docker://mol-log-hub")
-
-
-def wait_for(check, timeout: float, interval: float = 1.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(interval)
 
 
 def grep(host, pattern: str, path: str) -> list[str]:
@@ -66,20 +58,32 @@ def test_logrotate_config_is_valid(host):
 
 @pytest.mark.parametrize(
     ("transport", "flags", "fmt"),
-    [("udp", "-d -P 514", "--rfc3164"), ("tcp", "-T -P 514", "--rfc5424"), ("octet", "-T -P 601 --octet-count", "--rfc5424")],
+    [
+        ("udp", "-d -P 514", "--rfc3164"),
+        ("tcp", "-T -P 514", "--rfc5424"),
+        ("octet", "-T -P 601 --octet-count", "--rfc5424"),
+    ],
 )
-def test_nvr_lines_land_in_the_per_host_file_with_their_severity(host, hub, sender, transport, flags, fmt):
+def test_nvr_lines_land_in_the_per_host_file_with_their_severity(  # noqa: PLR0917 - pytest fixtures
+    host, hub, sender, transport, flags, fmt
+):
     marker = f"nvr-{transport}-{tag()}"
-    sender.check_output(f"logger -n mol-log-site {flags} {fmt} -t hikvision-nvr -p local0.warning 'HDD 2 error {marker}'")
+    sender.check_output(
+        f"logger -n mol-log-site {flags} {fmt} -t hikvision-nvr -p local0.warning 'HDD 2 error {marker}'"
+    )
     lines = wait_for(lambda: grep(host, marker, site_file(SENDER)), timeout=15)
     assert lines, f"{marker} not in {site_file(SENDER)}"
-    assert re.search(r" mol-log-sender local0\.warning hikvision-nvr(\[\d+\])?: HDD 2 error ", lines[0]), lines[0]
+    assert re.search(r" mol-log-sender local0\.warning hikvision-nvr(\[\d+\])?: HDD 2 error ", lines[0]), (
+        lines[0]
+    )
     assert wait_for(lambda: grep(hub, marker, hub_file(SENDER)), timeout=30), "not forwarded to the hub"
 
 
 def test_errors_also_go_to_important_log(host, sender):
     marker = f"err-{tag()}"
-    sender.check_output(f"logger -n mol-log-site -d -P 514 --rfc3164 -t dvr -p daemon.err 'fan failure {marker}'")
+    sender.check_output(
+        f"logger -n mol-log-site -d -P 514 --rfc3164 -t dvr -p daemon.err 'fan failure {marker}'"
+    )
     assert wait_for(lambda: grep(host, marker, site_file(SENDER, "important.log")), timeout=15)
     info = f"info-{tag()}"
     sender.check_output(f"logger -n mol-log-site -d -P 514 --rfc3164 -t dvr -p daemon.info 'motion {info}'")
@@ -91,13 +95,24 @@ def test_errors_also_go_to_important_log(host, sender):
     ("line", "host_dir", "severity", "topic"),
     [
         # RouterOS default remote format: no timestamp, no host name
-        ("<30>firewall,info input: in:ether1 out:(unknown 0), proto TCP {m}", "172.28.77.10", "info", "firewall,info"),
+        (
+            "<30>firewall,info input: in:ether1 out:(unknown 0), proto TCP {m}",
+            "172.28.77.10",
+            "info",
+            "firewall,info",
+        ),
         # RouterOS with BSD syslog header
-        ("<28>Nov 25 10:00:00 RB4011-Gudang system,error,critical login failure for user admin {m}",
-         "RB4011-Gudang", "crit", "system,error,critical"),
+        (
+            "<28>Nov 25 10:00:00 RB4011-Gudang system,error,critical login failure for user admin {m}",
+            "RB4011-Gudang",
+            "crit",
+            "system,error,critical",
+        ),
     ],
 )
-def test_mikrotik_lines_get_topic_and_severity(host, hub, sender, line, host_dir, severity, topic):
+def test_mikrotik_lines_get_topic_and_severity(  # noqa: PLR0917 - pytest fixtures
+    host, hub, sender, line, host_dir, severity, topic
+):
     marker = tag()
     sender.check_output("bash -c %s", f"echo '{line.format(m=marker)}' > /dev/udp/mol-log-site/514")
     lines = wait_for(lambda: grep(host, marker, site_file(host_dir)), timeout=15)
@@ -116,7 +131,9 @@ def test_the_box_s_own_journal_is_kept_and_forwarded(host, hub):
 
 def test_a_host_name_cannot_escape_the_log_directory(host, sender):
     marker = tag()
-    sender.check_output("bash -c %s", f"echo '<14>Nov 25 10:00:00 .. evil: {marker}' > /dev/udp/mol-log-site/514")
+    sender.check_output(
+        "bash -c %s", f"echo '<14>Nov 25 10:00:00 .. evil: {marker}' > /dev/udp/mol-log-site/514"
+    )
     assert wait_for(lambda: grep(host, marker, site_file("172.28.77.10")), timeout=15)
     assert not host.file("/var/log/messages.log").exists
 
@@ -140,7 +157,7 @@ def test_nothing_is_lost_while_the_link_is_cut_and_syslog_ng_restarts(host, hub,
             "systemd-run --unit=cut-sender-%s --collect bash -c %s",
             run,
             f"for i in $(seq 1 {total}); do logger -n mol-log-site -T -P 514 --rfc3164 -t cut-test "
-            f"-p local1.info \"cut {run} line $i of {total}\"; sleep 0.2; done",
+            f'-p local1.info "cut {run} line $i of {total}"; sleep 0.2; done',
         )
         time.sleep(60)
         host.check_output("systemctl restart syslog-ng")
@@ -155,14 +172,17 @@ def test_nothing_is_lost_while_the_link_is_cut_and_syslog_ng_restarts(host, hub,
     def delivered():
         return grep(hub, f"cut {run} line", hub_file(SENDER))
 
-    wait_for(lambda: len({re.search(r"line (\d+) of", ln).group(1) for ln in delivered()}) >= total, timeout=180)
+    wait_for(
+        lambda: len({re.search(r"line (\d+) of", ln).group(1) for ln in delivered()}) >= total, timeout=180
+    )
     lines = delivered()
     numbers = [int(re.search(r"line (\d+) of", ln).group(1)) for ln in lines]
     missing = sorted(set(range(1, total + 1)) - set(numbers))
     duplicates = len(numbers) - len(set(numbers))
     print(
-        f"cut test: {total} sent, {len(accepted)} accepted by the site, {len(set(numbers))} distinct delivered "
-        f"{time.monotonic() - reconnected:.0f} s after reconnect, {duplicates} duplicates, missing: {missing[:20]}"
+        f"cut test: {total} sent, {len(accepted)} accepted by the site, {len(set(numbers))} distinct "
+        f"delivered {time.monotonic() - reconnected:.0f} s after reconnect, {duplicates} duplicates, "
+        f"missing: {missing[:20]}"
     )
     assert not missing
 
@@ -171,10 +191,13 @@ def test_a_flood_of_20000_lines_per_second_is_survived(host, hub, sender):
     pid_before = host.check_output("systemctl show -p MainPID --value syslog-ng")
     run = tag()
     out = sender.run(
-        "loggen --inet --dgram --rate 20000 --interval 30 --size 200 --active-connections 1 mol-log-site 514 2>&1 | tail -3"
+        "loggen --inet --dgram --rate 20000 --interval 30 --size 200 --active-connections 1 "
+        "mol-log-site 514 2>&1 | tail -3"
     )
     assert host.service("syslog-ng").is_running
-    assert host.check_output("systemctl show -p MainPID --value syslog-ng") == pid_before, "syslog-ng restarted"
+    assert host.check_output("systemctl show -p MainPID --value syslog-ng") == pid_before, (
+        "syslog-ng restarted"
+    )
 
     def count(h, pattern: str) -> int:
         # loggen's lines (program prg00000); the glob must reach the shell unquoted.
@@ -182,8 +205,13 @@ def test_a_flood_of_20000_lines_per_second_is_survived(host, hub, sender):
 
     accepted = count(host, "/var/log/cctv/*/messages.log")
     delivered = wait_for(
-        lambda: (n := count(hub, f"/var/log/cctv/{SITE_NAME}/*/messages.log")) >= accepted and n, timeout=240, interval=5
+        lambda: (n := count(hub, f"/var/log/cctv/{SITE_NAME}/*/messages.log")) >= accepted and n,
+        timeout=240,
+        interval=5,
     ) or count(hub, f"/var/log/cctv/{SITE_NAME}/*/messages.log")
-    print(f"flood {run}: loggen said: {out.stdout.strip()!r}; accepted by the site {accepted}, delivered to the hub {delivered}")
+    print(
+        f"flood {run}: loggen said: {out.stdout.strip()!r}; accepted by the site {accepted}, "
+        f"delivered to the hub {delivered}"
+    )
     assert accepted > 0
     assert delivered >= accepted
