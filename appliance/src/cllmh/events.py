@@ -53,7 +53,7 @@ class RetentionClass(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EventInfo:
     """What the retention plan needs to know about one event directory."""
 
@@ -127,34 +127,100 @@ def read_sidecar(path: Path) -> dict | None:
         return None
 
 
-def scan(root: Path) -> list[EventInfo]:
-    """Every event directory under root (complete, in progress, or orphaned)."""
-    events: list[EventInfo] = []
-    if not root.is_dir():
-        return events
-    for camera_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for day_dir in sorted(p for p in camera_dir.iterdir() if p.is_dir()):
-            for path in sorted(p for p in day_dir.iterdir() if p.is_dir()):
-                sidecar = read_sidecar(path)
-                try:
-                    mtime = path.stat().st_mtime
-                except FileNotFoundError:
+def inspect(camera: str, path: Path) -> EventInfo | None:
+    """Everything about one event directory, read from disk (None if it vanished meanwhile)."""
+    sidecar = read_sidecar(path)
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    labels = list((sidecar or {}).get("labels", {}))
+    return EventInfo(
+        event_id=path.name,
+        camera=camera,
+        path=path,
+        start=float((sidecar or {}).get("start", mtime)),
+        size_bytes=dir_size(path),
+        retention=RetentionClass.of(labels),
+        complete=sidecar is not None,
+        in_progress=is_locked(path),
+        mtime=mtime,
+    )
+
+
+def _subdirs(path: Path) -> list[str]:
+    try:
+        with os.scandir(path) as entries:
+            return sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+# A directory listing is trusted again only if the directory's mtime is older than this when it
+# is listed: filesystems with coarse timestamps (FAT: 2 s) could otherwise hide an entry created
+# in the same tick as the listing.
+MTIME_MARGIN_S = 3.0
+
+
+class Scanner:
+    """Every event directory under root, without re-reading what cannot have changed.
+
+    A finished event (sidecar written, no writer holding its lock) never changes until it is
+    deleted, and a deletion (rename to .trash, rmtree) changes its day directory's mtime. So a
+    repeated scan lists only day directories whose mtime moved, re-reads only unfinished events,
+    and takes finished ones from memory: one stat per day directory instead of reading every
+    sidecar and sizing every file each tick.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._listings: dict[Path, tuple[int, list[str]]] = {}  # day dir -> (mtime_ns, event names)
+        self._finished: dict[Path, EventInfo] = {}
+
+    def _events_in(self, day_dir: Path) -> list[str] | None:
+        try:
+            mtime_ns = day_dir.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        cached = self._listings.get(day_dir)
+        if cached is not None and cached[0] == mtime_ns:
+            return cached[1]
+        names = _subdirs(day_dir)
+        if time.time() - mtime_ns / 1e9 > MTIME_MARGIN_S:
+            self._listings[day_dir] = (mtime_ns, names)
+        else:
+            self._listings.pop(day_dir, None)
+        return names
+
+    def scan(self) -> list[EventInfo]:
+        events: list[EventInfo] = []
+        finished: dict[Path, EventInfo] = {}
+        listed: dict[Path, tuple[int, list[str]]] = {}
+        for camera in _subdirs(self.root):
+            if camera.startswith("."):
+                continue
+            for day in _subdirs(self.root / camera):
+                day_dir = self.root / camera / day
+                names = self._events_in(day_dir)
+                if names is None:
                     continue
-                labels = list((sidecar or {}).get("labels", {}))
-                events.append(
-                    EventInfo(
-                        event_id=path.name,
-                        camera=camera_dir.name,
-                        path=path,
-                        start=float((sidecar or {}).get("start", mtime)),
-                        size_bytes=dir_size(path),
-                        retention=RetentionClass.of(labels),
-                        complete=sidecar is not None,
-                        in_progress=is_locked(path),
-                        mtime=mtime,
-                    )
-                )
-    return events
+                if day_dir in self._listings:
+                    listed[day_dir] = self._listings[day_dir]
+                for name in names:
+                    path = day_dir / name
+                    info = self._finished.get(path) or inspect(camera, path)
+                    if info is None:
+                        continue
+                    if info.complete and not info.in_progress:
+                        finished[path] = info
+                    events.append(info)
+        self._finished, self._listings = finished, listed
+        return events
+
+
+def scan(root: Path) -> list[EventInfo]:
+    """Every event directory under root (complete, in progress, or orphaned), read afresh."""
+    return Scanner(root).scan()
 
 
 SCHEMA = """

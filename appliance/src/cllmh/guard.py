@@ -207,6 +207,7 @@ class Guard:
         self.root.mkdir(parents=True, exist_ok=True)
         self.trash = self.root / ev.TRASH_NAME
         self.index = ev.Index(self.root)
+        self.scanner = ev.Scanner(self.root)
         self.rate = RateMeter(config.rate_window_s)
         # Deletions not yet recorded in the index because the disk was completely full.
         self.unrecorded: list[tuple[Deletion, float]] = []
@@ -269,7 +270,7 @@ class Guard:
                 )
             except FileNotFoundError:
                 pass
-        events = ev.scan(self.root)
+        events = self.scanner.scan()
         try:
             self.index.sync(events)
         except sqlite3.OperationalError as exc:
