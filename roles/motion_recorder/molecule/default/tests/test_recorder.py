@@ -21,6 +21,11 @@ def test_the_recorder_runs_unprivileged(host):
     assert host.check_output("systemctl show -p User --value cllmh-recorder@gate") == "cllmh"
 
 
+def test_the_recorder_of_a_camera_no_longer_listed_is_stopped_and_disabled(host):
+    assert not host.file("/etc/systemd/system/multi-user.target.wants/cllmh-recorder@oldcam.service").exists
+    assert not host.service("cllmh-recorder@oldcam").is_running
+
+
 def test_a_person_event_is_kept_within_60_s(host):
     def kept() -> list[str]:
         return host.run("ls %s/gate/*/*/event.json 2>/dev/null", ROOT).stdout.split()
