@@ -118,10 +118,7 @@ def postprocess_order(outputs: list[dict]) -> tuple[int, int, int, int]:
     boxes = [i for i, s in enumerate(shapes) if len(s) == 3 and s[-1] == 4]
     counts = [i for i, s in enumerate(shapes) if int(np.prod(s)) == 1]
     if len(boxes) != 1 or len(counts) != 1:
-        if sorted(suffixes) == [0, 1, 2, 3]:  # no shapes given: names alone, boxes first
-            by_suffix = {s: i for i, s in enumerate(suffixes)}
-            return by_suffix[0], by_suffix[1], by_suffix[2], by_suffix[3]
-        return 0, 1, 2, 3
+        return 0, 1, 2, 3  # not recognisable by shape: the op's own order
     pair = [i for i in range(len(outputs)) if i not in (boxes[0], counts[0])]
     if sorted(suffixes) == [0, 1, 2, 3]:
         ascending = suffixes[boxes[0]] < suffixes[counts[0]]
