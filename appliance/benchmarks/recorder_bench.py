@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,35 +29,16 @@ from cllmh.detect import Detector, regions_around
 from cllmh.motion import MotionConfig, MotionDetector
 from cllmh.recorder import CameraRecorder, RecorderConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from footage import H264, MODELS, VTEST, ffmpeg, still_scene  # the tests' footage helpers
+
 cv2.setNumThreads(1)
-ROOT = Path(__file__).resolve().parents[2]
-MODELS = ROOT / "files" / "models"
-VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
-H264 = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "20", "-pix_fmt", "yuv420p"]
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def make_clips(out: Path) -> list[Path]:
     ffmpeg("-i", str(VTEST), *H264, str(out / "vtest.mp4"))
-    ffmpeg("-i", str(VTEST), "-frames:v", "1", str(out / "still.png"))
     # 5 minutes: 280 s of an empty scene with sensor noise, then 20 s of pedestrians
-    ffmpeg(
-        "-loop",
-        "1",
-        "-framerate",
-        "10",
-        "-i",
-        str(out / "still.png"),
-        "-t",
-        "280",
-        "-vf",
-        "noise=alls=4:allf=t",
-        *H264,
-        str(out / "static.mp4"),
-    )
+    still_scene(out, "static.mp4", 280, "noise=alls=4:allf=t")
     ffmpeg("-i", str(out / "vtest.mp4"), "-t", "20", "-c", "copy", str(out / "people.mp4"))
     (out / "list.txt").write_text("file 'static.mp4'\nfile 'people.mp4'\n")
     ffmpeg(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -13,9 +14,30 @@ VTEST = DATA / "vtest.avi"  # pedestrians, 768x576, 10 fps, 795 frames
 MODELS = Path(__file__).resolve().parents[2] / "files" / "models"
 
 
+# As a camera sends it: H.264 without B-frames, a keyframe every 2 s at 10 fps.
+H264 = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "20", "-pix_fmt", "yuv420p"]
+
+
 def need(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"{path} is missing: `make test` installs opencv-doc")
+    return path
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, timeout=300)
+
+
+def still_scene(out: Path, name: str, seconds: float, vf: str) -> Path:
+    """`seconds` of vtest's first frame (a nearly empty scene) looped at 10 fps through the filter
+    `vf`, encoded as a camera would (H264)."""
+    still = out / "still.png"
+    if not still.exists():
+        ffmpeg("-i", str(need(VTEST)), "-frames:v", "1", str(still))
+    path = out / name
+    ffmpeg(
+        "-loop", "1", "-framerate", "10", "-i", str(still), "-t", f"{seconds:g}", "-vf", vf, *H264, str(path)
+    )
     return path
 
 

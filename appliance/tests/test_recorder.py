@@ -10,53 +10,30 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cllmh import events as ev
 from cllmh.recorder import load_config
 from conftest import probe_video
-from footage import MODELS, VTEST, need
+from footage import H264, MODELS, VTEST, ffmpeg, need, still_scene
 
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """vtest as a camera would send it (H.264, GOP 2 s), a static scene, and a lighting-only scene."""
     out = tmp_path_factory.mktemp("clips")
-    h264 = ["-an", "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "20", "-pix_fmt", "yuv420p"]
-    run = lambda *a: subprocess.run(["ffmpeg", "-v", "error", "-y", *a], check=True, timeout=300)  # noqa: E731
-    run("-i", str(need(VTEST)), *h264, str(out / "vtest.mp4"))
-    run("-i", str(VTEST), "-frames:v", "1", str(out / "still.png"))
+    ffmpeg("-i", str(need(VTEST)), *H264, str(out / "vtest.mp4"))
     # 40 s of the empty-ish first frame with sensor noise
-    run(
-        "-loop",
-        "1",
-        "-framerate",
-        "10",
-        "-i",
-        str(out / "still.png"),
-        "-t",
-        "40",
-        "-vf",
-        "noise=alls=4:allf=t",
-        *h264,
-        str(out / "static.mp4"),
-    )
+    still_scene(out, "static.mp4", 40, "noise=alls=4:allf=t")
     # the same scene: lights on at 10 s, then a slow dusk, and an IR switch (grey) at 30 s
-    run(
-        "-loop",
-        "1",
-        "-framerate",
-        "10",
-        "-i",
-        str(out / "still.png"),
-        "-t",
-        "40",
-        "-vf",
+    still_scene(
+        out,
+        "lighting.mp4",
+        40,
         "noise=alls=4:allf=t,eq=brightness='if(lt(t,10),0,0.2-0.01*(t-10))':eval=frame,"
         "hue=s='if(lt(t,30),1,0)'",
-        *h264,
-        str(out / "lighting.mp4"),
     )
     return {"vtest": out / "vtest.mp4", "static": out / "static.mp4", "lighting": out / "lighting.mp4"}
 
@@ -121,26 +98,17 @@ def test_scenes_without_people_keep_nothing(clips: dict[str, Path], tmp_path: Pa
     assert not list((tmp_path / "cache" / "cam").glob("*.mp4"))
 
 
+def start_recorder(config: Path, **popen: Any) -> subprocess.Popen:
+    """`cllmh record` for camera "cam" as its service runs it (live pace), stderr discarded."""
+    command = [sys.executable, "-m", "cllmh.cli", "record", "--config", str(config), "--camera", "cam"]
+    return subprocess.Popen([*command, "--realtime"], stderr=subprocess.DEVNULL, **popen)
+
+
 def test_kill_9_leaves_only_playable_files_and_a_restart_cleans_up(
     clips: dict[str, Path], tmp_path: Path
 ) -> None:
     config = write_config(tmp_path, clips["vtest"])
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cllmh.cli",
-            "record",
-            "--config",
-            str(config),
-            "--camera",
-            "cam",
-            "--realtime",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    proc = start_recorder(config, stdout=subprocess.DEVNULL, start_new_session=True)
     time.sleep(15)
     # kill -9 the whole process group: the recorder and its ffmpeg, mid-segment and mid-event
     os.killpg(proc.pid, signal.SIGKILL)
@@ -193,22 +161,7 @@ def test_impossible_event_rule_is_refused(tmp_path: Path) -> None:
 
 
 def test_sigterm_finishes_the_open_event(clips: dict[str, Path], tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cllmh.cli",
-            "record",
-            "--config",
-            str(write_config(tmp_path, clips["vtest"])),
-            "--camera",
-            "cam",
-            "--realtime",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start_recorder(write_config(tmp_path, clips["vtest"]), stdout=subprocess.PIPE, text=True)
     time.sleep(15)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
