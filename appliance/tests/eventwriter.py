@@ -1,4 +1,4 @@
-"""Writes events the way the recorder does (lock held while writing, event.json last, index row).
+"""Writes events with the recorder's own writer (cllmh.events.EventWriter).
 
 Used by the guard's tests as a real writer process; run as a script it fills a filesystem:
     python eventwriter.py ROOT SECONDS MB_PER_EVENT EVENTS_PER_S
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,37 +22,33 @@ CLASS_CYCLE = ["other"] * 7 + ["vehicle"] * 2 + ["person"]
 LABELS = {"other": {"cat": 0.8}, "vehicle": {"car": 0.9}, "person": {"person": 0.95}}
 
 
-def write_event(
-    root: Path, index: ev.Index, *, camera: str, start: float, event_id: str, kind: str, size: int
-) -> Path:
-    path = ev.event_path(root, camera, start, event_id)
-    with ev.writing(path):
-        with open(path / "clip-000.mp4", "wb") as clip:
+def zeros(size: int) -> Path:
+    """A file of `size` zero bytes standing in for a recorded segment (made once per size)."""
+    path = Path(tempfile.gettempdir()) / "cllmh-test-segments" / f"{size}.bin"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with open(tmp, "wb") as clip:
             left = size
             while left > 0:
                 clip.write(b"\0" * min(CHUNK, left))
                 left -= CHUNK
-        (path / "snapshot.jpg").write_bytes(b"\xff\xd8\xff" + b"\0" * 2048)
-        labels = LABELS[kind]
-        ev.write_json_atomic(
-            path / ev.SIDECAR,
-            {
-                "camera": camera,
-                "start": start,
-                "end": start + 10,
-                "labels": labels,
-                "files": {"clip-000.mp4": size, "snapshot.jpg": 2051},
-            },
-        )
-    index.add_event(
-        event_id=event_id,
-        camera=camera,
-        start=start,
-        end=start + 10,
-        labels=labels,
-        path=path,
-        size_bytes=size + 2051,
-    )
+        os.replace(tmp, path)
+    return path
+
+
+def write_event(
+    root: Path, index: ev.Index, *, camera: str, start: float, event_id: str, kind: str, size: int
+) -> Path:
+    """One whole event through the recorder's own writer: a `size`-byte clip, a snapshot, 10 s long."""
+    writer = ev.EventWriter.open(root, camera=camera, event_id=event_id, start=start, info={}, index=index)
+    try:
+        writer.update(labels=LABELS[kind], snapshot_jpeg=b"\xff\xd8\xff" + b"\0" * 2048)
+        writer.add_segment(zeros(size), start, start + 10)
+        path = writer.finish(end=start + 10)
+    finally:
+        writer.close()
+    assert path is not None
     return path
 
 

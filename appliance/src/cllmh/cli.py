@@ -15,9 +15,9 @@ from cllmh import __version__, ingest, probe
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    source = args.source or os.environ.get("CLLMH_CAMERA_URL", "")
+    source = args.source or os.environ.get(args.source_env, "")
     if not source:
-        print("cllmh ingest: no camera URL (--source or CLLMH_CAMERA_URL)", file=sys.stderr)
+        print(f"cllmh ingest: no camera URL (--source or {args.source_env})", file=sys.stderr)
         return 2
     try:
         backoff = ingest.Backoff(initial=args.backoff_initial, maximum=args.backoff_max)
@@ -53,12 +53,12 @@ def _cmd_validate_camera(args: argparse.Namespace) -> int:
     url = args.url
     if args.camera_env:
         try:
-            url = read_env_file(args.camera_env).get("CLLMH_CAMERA_URL", "")
+            url = read_env_file(args.camera_env).get(args.url_var, "")
         except OSError as exc:
             print(f"cllmh validate-camera: cannot read {args.camera_env}: {exc.strerror}", file=sys.stderr)
             return 2
     if not url:
-        print("cllmh validate-camera: give a URL or --camera-env FILE with CLLMH_CAMERA_URL", file=sys.stderr)
+        print(f"cllmh validate-camera: give a URL or --camera-env FILE with {args.url_var}", file=sys.stderr)
         return 2
     args.url = url
     try:
@@ -158,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="restream one camera to the local RTMP server, restarting on failure")
     p.add_argument("--name", required=True, help="camera name (used in logs)")
-    p.add_argument("--source", help="camera URL; default: the CLLMH_CAMERA_URL environment variable")
+    p.add_argument("--source", help="camera URL; default: the environment variable named by --source-env")
+    p.add_argument(
+        "--source-env",
+        default="CLLMH_CAMERA_URL",
+        help="environment variable holding the camera URL (CLLMH_SUBSTREAM_URL for a substream)",
+    )
     p.add_argument("--target", required=True, help="RTMP URL to publish to")
     p.add_argument("--audio", choices=ingest.AUDIO_MODES, default="drop")
     p.add_argument("--io-timeout", type=float, default=10.0, help="seconds before a stalled read fails")
@@ -173,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("url", nargs="?", help="rtsp://user:password@host:port/path (or rtmp://...)")
     p.add_argument("--camera-env", help="read the URL from a camera_ingest environment file instead")
+    p.add_argument(
+        "--url-var",
+        default="CLLMH_CAMERA_URL",
+        help="with --camera-env: the variable to read (CLLMH_SUBSTREAM_URL for the camera's substream)",
+    )
     p.add_argument("--window", type=float, default=12.0, help="seconds of video to read")
     p.add_argument("--timeout", type=float, default=30.0, help="overall time limit in seconds")
     p.add_argument(

@@ -17,13 +17,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
+import shutil
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+
+LOG = logging.getLogger("cllmh.events")
 
 INDEX_NAME = "index.sqlite3"
 TRASH_NAME = ".trash"
@@ -340,3 +345,302 @@ class Index:
     def status(self) -> dict | None:
         row = self.db.execute("SELECT status FROM guard_status WHERE id = 1").fetchone()
         return json.loads(row[0]) if row else None
+
+
+# -- writing events ---------------------------------------------------------------------------
+# The one writer of the layout above. An event is visible from its start (index row with end NULL,
+# snapshot as soon as there is a detection) and recorded progressively: each completed cache segment
+# that belongs to it is copied into .parts/ and listed in the open marker. finish() joins the parts
+# losslessly into one clip.mp4 (written under a temporary name, renamed), writes event.json last,
+# completes the index row, then drops the parts and the marker. A writer killed at any moment leaves
+# either a complete event (sidecar present) or an open one (marker present, lock free) that the next
+# recorder start finishes from what is on disk (recover_open_events): kept, marked truncated.
+
+OPEN_MARKER = ".open.json"
+PARTS = ".parts"
+CLIP = "clip.mp4"
+SNAPSHOT = "snapshot.jpg"
+
+
+def _probe_duration(path: Path, ffprobe: str = "ffprobe") -> float | None:
+    """Seconds of video in a (possibly truncated, fragmented) MP4, or None if it holds none."""
+    try:
+        out = subprocess.run(
+            [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    try:
+        duration = float(out.stdout.strip().splitlines()[0])
+    except (IndexError, ValueError):
+        return None
+    return duration if out.returncode == 0 and duration > 0 else None
+
+
+def join_clips(parts: list[Path], target: Path, ffmpeg: str = "ffmpeg") -> None:
+    """Join MP4 segments of one stream into one seekable MP4 without re-encoding (`-c copy`).
+
+    Written to a temporary name and renamed, so `target` is whole or absent. One part is taken as it
+    is (a fragmented MP4 segment is already a playable file)."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    if len(parts) == 1:
+        os.link(parts[0], tmp)  # same directory tree: no copy; the part is dropped after the sidecar
+    else:
+        listing = target.with_name(".concat.txt")
+        listing.write_text("".join(f"file '{p.resolve()}'\n" for p in parts), encoding="utf-8")
+        try:
+            done = subprocess.run(
+                [
+                    ffmpeg,
+                    "-nostdin",
+                    "-hide_banner",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-f",
+                    "concat",
+                    "-safe",
+                    "0",
+                    "-i",
+                    str(listing),
+                    "-map",
+                    "0",
+                    "-c",
+                    "copy",
+                    "-movflags",
+                    "+faststart",
+                    "-f",
+                    "mp4",
+                    str(tmp),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+        finally:
+            listing.unlink(missing_ok=True)
+        if done.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise OSError(f"joining {len(parts)} segments into {target} failed: {done.stderr.strip()[-500:]}")
+    with open(tmp, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+
+
+class EventWriter:
+    """One event being recorded: visible in the index from its start; whole or absent after any crash."""
+
+    def __init__(self, root: Path, path: Path, lock_fd: int, state: dict, index: Index | None = None) -> None:
+        self.root = root
+        self.path = path
+        self._lock_fd: int | None = lock_fd
+        self.state = state
+        self._shared_index = index
+
+    @classmethod
+    def open(
+        cls, root: Path, *, camera: str, event_id: str, start: float, info: dict, index: Index | None = None
+    ) -> EventWriter:
+        """Create <root>/<camera>/<day>/<event_id>/, hold its lock until finish(), write the open marker
+        and an index row with end NULL. `start` is wall time; `info` goes into the final sidecar.
+        `index`: a connection to reuse (a long-running writer keeps one) instead of one per write."""
+        path = event_path(root, camera, start, event_id)
+        (path / PARTS).mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        state = {
+            "camera": camera,
+            "event_id": event_id,
+            "start": start,
+            "info": dict(info),
+            "labels": {},
+            "boxes": {},
+            "motion_area": 0.0,
+            "parts": [],
+        }
+        writer = cls(root, path, fd, state, index)
+        writer._save()
+        writer._index(end=None)
+        return writer
+
+    @property
+    def event_id(self) -> str:
+        return str(self.state["event_id"])
+
+    def _save(self) -> None:
+        write_json_atomic(self.path / OPEN_MARKER, self.state)
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[Index]:
+        if self._shared_index is not None:
+            yield self._shared_index
+            return
+        index = Index(self.root)
+        try:
+            yield index
+        finally:
+            index.close()
+
+    def _index(self, *, end: float | None) -> None:
+        with self._db() as index:
+            index.add_event(
+                event_id=self.event_id,
+                camera=self.state["camera"],
+                start=self.state["start"],
+                end=end,
+                labels=self.state["labels"],
+                path=self.path,
+                size_bytes=dir_size(self.path),
+            )
+
+    def update(
+        self,
+        *,
+        labels: dict[str, float],
+        snapshot_jpeg: bytes | None = None,
+        boxes: dict[str, list[int]] | None = None,
+        motion_area: float | None = None,
+    ) -> None:
+        """Best labels so far (index row updated); snapshot.jpg replaced atomically when given."""
+        if snapshot_jpeg is not None:
+            tmp = self.path / f".{SNAPSHOT}.tmp"
+            tmp.write_bytes(snapshot_jpeg)
+            os.replace(tmp, self.path / SNAPSHOT)
+        changed = dict(labels) != self.state["labels"]
+        self.state["labels"] = dict(labels)
+        if boxes is not None:
+            self.state["boxes"] = {k: list(v) for k, v in boxes.items()}
+        if motion_area is not None:
+            self.state["motion_area"] = max(float(self.state["motion_area"]), motion_area)
+        self._save()
+        if changed:
+            self._index(end=None)
+
+    def add_segment(self, path: Path, start: float, end: float) -> None:
+        """A completed segment (wall times) that belongs to the event, copied into .parts/ in order."""
+        name = f"{len(self.state['parts']):06d}.mp4"
+        shutil.copyfile(path, self.path / PARTS / name)
+        self.state["parts"].append({"file": name, "source": path.name, "start": start, "end": end})
+        self._save()
+
+    def finish(self, *, end: float, extra: dict | None = None) -> Path | None:
+        """Join the parts into one clip.mp4, write event.json last, complete the index row, drop the
+        parts and the marker, release the lock. With no parts the event is removed (returns None)."""
+        parts = self.state["parts"]
+        if not parts:
+            self._discard()
+            return None
+        join_clips([self.path / PARTS / p["file"] for p in parts], self.path / CLIP)
+        files = {CLIP: (self.path / CLIP).stat().st_size}
+        if (self.path / SNAPSHOT).exists():
+            files[SNAPSHOT] = (self.path / SNAPSHOT).stat().st_size
+        sidecar = {
+            **self.state["info"],
+            **(extra or {}),
+            "camera": self.state["camera"],
+            "event_id": self.event_id,
+            "start": self.state["start"],
+            "end": end,
+            "labels": {k: round(v, 3) for k, v in self.state["labels"].items()},
+            "boxes": self.state["boxes"],
+            "motion_area": round(float(self.state["motion_area"]), 4),
+            "clips": [{"file": CLIP, "start": parts[0]["start"], "end": parts[-1]["end"]}],
+            "files": files,
+        }
+        write_json_atomic(self.path / SIDECAR, sidecar)
+        shutil.rmtree(self.path / PARTS, ignore_errors=True)
+        (self.path / OPEN_MARKER).unlink(missing_ok=True)
+        self._index(end=end)
+        self.close()
+        return self.path
+
+    def _discard(self) -> None:
+        with self._db() as index:
+            index.db.execute("DELETE FROM events WHERE id = ?", (self.event_id,))
+        shutil.rmtree(self.path, ignore_errors=True)
+        self.close()
+
+    def close(self) -> None:
+        """Release the event without finishing it (after a failed write): it stays open on disk, and
+        the next recorder start keeps what it holds (recover_open_events). Harmless after finish()."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _read_marker(path: Path) -> dict | None:
+    try:
+        with open(path / OPEN_MARKER, encoding="utf-8") as handle:
+            state = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("parts"), list) else None
+
+
+def _cache_segments_since(cache_dir: Path, since: float, skip: set[str]) -> list[tuple[float, Path]]:
+    """(mtime, path) of the cache's segments last written after `since`, oldest first."""
+    found = []
+    if cache_dir.is_dir():
+        for seg in cache_dir.glob("*.mp4"):
+            with contextlib.suppress(FileNotFoundError):
+                mtime = seg.stat().st_mtime
+                if seg.name not in skip and mtime > since:
+                    found.append((mtime, seg))
+    return sorted(found)
+
+
+def _recover(root: Path, camera: str, path: Path, cache_dir: Path) -> Path | None:
+    """Finish one event whose writer died (its lock is free and its marker is there)."""
+    if (path / SIDECAR).exists():  # killed after the sidecar: only the clean-up was left
+        shutil.rmtree(path / PARTS, ignore_errors=True)
+        (path / OPEN_MARKER).unlink(missing_ok=True)
+        return None
+    state = _read_marker(path)
+    if state is None:
+        LOG.warning("event %s: unreadable open marker; left for the guard", path)
+        return None
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    writer = EventWriter(root, path, fd, state)
+    state["parts"] = [p for p in state["parts"] if (path / PARTS / p["file"]).exists()]
+    parts = state["parts"]
+    since = parts[-1]["end"] if parts else float(state["start"]) - float(state["info"].get("pre_roll", 0))
+    for mtime, seg in _cache_segments_since(cache_dir, since, {p["source"] for p in parts}):
+        duration = _probe_duration(seg)
+        if duration is not None:  # else nothing readable: the segment had just been opened
+            writer.add_segment(seg, mtime - duration, mtime)
+    end = max([float(state["start"])] + [p["end"] for p in state["parts"]])
+    finished = writer.finish(end=end, extra={"truncated": True})
+    if finished is None:
+        LOG.warning("event %s of camera %s: nothing recorded before the recorder stopped", path.name, camera)
+    else:
+        LOG.warning(
+            "event %s of camera %s: recorder stopped mid-event; kept what was written", path.name, camera
+        )
+    return finished
+
+
+def recover_open_events(root: Path, camera: str, cache_dir: Path) -> list[Path]:
+    """At a recorder's start, before it clears its cache: every event of `camera` left open by a killed
+    recorder (open marker, lock free) is finished as a kept, truncated event from its parts plus the
+    readable cache segments written since its last part. Returns the kept event directories."""
+    kept: list[Path] = []
+    for path in sorted((root / camera).glob("*/*/")):
+        has_marker = (path / OPEN_MARKER).exists()
+        if (path / SIDECAR).exists() and not has_marker:
+            continue  # a kept event
+        if is_locked(path):
+            continue  # a live writer
+        if not has_marker:  # killed inside open(), before its marker: nothing in it
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        finished = _recover(root, camera, path, cache_dir)
+        if finished is not None:
+            kept.append(finished)
+    return kept

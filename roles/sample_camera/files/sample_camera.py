@@ -7,7 +7,11 @@ RTSP stream, like a real camera: the file is read at its own pace and looped sea
 from the clock, so they keep rising across loops. Optional basic authentication makes the
 server answer 401 to wrong credentials, as real cameras do.
 
+Like most IP cameras it can also serve a second, smaller stream of the same scene (the
+"substream" that recorders analyse instead of the main stream): --substream-file/-path.
+
 Usage: sample_camera.py --file F [--port 8554] [--path /cam1] [--user U --password P]
+                        [--substream-file F2 --substream-path /cam1_sub]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class LoopingSource:
     """Reads the file in a loop and hands each H.264 access unit to the current client media."""
 
     def __init__(self, path: str) -> None:
+        self.path = path
         self.pipeline = Gst.parse_launch(
             f'filesrc location="{path}" ! qtdemux ! h264parse config-interval=-1 '
             "! video/x-h264,stream-format=byte-stream,alignment=au "
@@ -86,9 +91,7 @@ class LoopingSource:
         return Gst.FlowReturn.OK
 
 
-def build_server(args: argparse.Namespace, source: LoopingSource) -> GstRtspServer.RTSPServer:
-    server = GstRtspServer.RTSPServer()
-    server.set_service(str(args.port))
+def build_factory(args: argparse.Namespace, source: LoopingSource) -> GstRtspServer.RTSPMediaFactory:
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         "( appsrc name=src is-live=true do-timestamp=true format=time "
@@ -105,11 +108,6 @@ def build_server(args: argparse.Namespace, source: LoopingSource) -> GstRtspServ
 
     factory.connect("media-configure", on_configure)
     if args.user:
-        auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken()
-        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
-        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
-        server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_role_from_structure(
             Gst.Structure.new_from_string(
@@ -117,7 +115,21 @@ def build_server(args: argparse.Namespace, source: LoopingSource) -> GstRtspServ
             )
         )
         factory.set_permissions(permissions)
-    server.get_mount_points().add_factory(args.path, factory)
+    return factory
+
+
+def build_server(args: argparse.Namespace, streams: dict[str, LoopingSource]) -> GstRtspServer.RTSPServer:
+    """One RTSP server with a mount point per stream (path -> its looping source)."""
+    server = GstRtspServer.RTSPServer()
+    server.set_service(str(args.port))
+    if args.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "viewer")
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+        server.set_auth(auth)
+    for path, source in streams.items():
+        server.get_mount_points().add_factory(path, build_factory(args, source))
     return server
 
 
@@ -128,21 +140,28 @@ def main() -> int:
     parser.add_argument("--path", default="/cam1")
     parser.add_argument("--user", default="")
     parser.add_argument("--password", default="")
+    parser.add_argument("--substream-file", default="", help="a smaller encoding of the same footage")
+    parser.add_argument("--substream-path", default="/cam1_sub")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     Gst.init(None)
-    source = LoopingSource(args.file)
-    server = build_server(args, source)
+    streams = {args.path: LoopingSource(args.file)}
+    if args.substream_file:
+        streams[args.substream_path] = LoopingSource(args.substream_file)
+    server = build_server(args, streams)
     if server.attach(None) == 0:
         LOG.error("cannot listen on port %s", args.port)
         return 1
-    source.start()
+    for source in streams.values():
+        source.start()
     loop = GLib.MainLoop()
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
     GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
-    LOG.info("serving %s as rtsp://0.0.0.0:%s%s", args.file, args.port, args.path)
+    for path, source in streams.items():
+        LOG.info("serving %s as rtsp://0.0.0.0:%s%s", source.path, args.port, path)
     loop.run()
-    source.pipeline.set_state(Gst.State.NULL)
+    for source in streams.values():
+        source.pipeline.set_state(Gst.State.NULL)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A person event from the live camera: clip (copied), snapshot and sidecar, within 60 s."""
+"""A person event from the live camera: one clip (copied), snapshot and sidecar, within 60 s."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ testinfra_hosts = ["docker://mol-rec-site"]
 ROOT = "/var/lib/cllmh/recordings"
 # The scenario's model (default: the shipped raw-output SSD; model_url: the postprocess SSD from a URL).
 MODEL = os.environ.get("CLLMH_EXPECT_MODEL", "ssdlite_mnv2_person_int8.tflite")
+# What the recorder analyses: default, the camera's 384x288 substream; model_url, the main stream
+# scaled to the analysis width (640).
+ANALYSIS_SIZE = [int(v) for v in os.environ.get("CLLMH_EXPECT_ANALYSIS_SIZE", "384x288").split("x")]
 
 
 def test_the_recorder_runs_unprivileged(host):
@@ -37,6 +40,8 @@ def test_a_person_event_is_kept_within_60_s(host):
     assert sidecar["labels"]["person"] >= 0.5
     assert sidecar["camera"] == "gate" and sidecar["end"] > sidecar["start"]
     assert sidecar["model"] == MODEL
+    assert sidecar["analysis_size"] == ANALYSIS_SIZE and sidecar["record_size"] == [768, 576]
+    assert [clip["file"] for clip in sidecar["clips"]] == ["clip.mp4"]  # one playable file per event
     assert host.file(f"{event_dir}/snapshot.jpg").size > 1000
     probe = host.check_output(
         "ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height -of csv=p=0 %s/%s",
@@ -50,6 +55,19 @@ def test_a_person_event_is_kept_within_60_s(host):
         ROOT,
     )
     assert int(rows) >= 1
+
+
+def test_only_the_analysis_stream_is_decoded(host):
+    """The main stream is only copied into segments; frames for analysis come from one stream."""
+    commands = host.check_output("ps -C ffmpeg -o args=").splitlines()
+    readers = {line.split(" -i ", 1)[1].split()[0]: line for line in commands if "rtmp://127.0.0.1" in line}
+    main = readers["rtmp://127.0.0.1:1935/live/gate"]
+    assert "-f segment" in main
+    analysed = [url for url, line in readers.items() if "rawvideo" in line]
+    expected = (
+        "rtmp://127.0.0.1:1935/live/gate" if ANALYSIS_SIZE[0] == 640 else "rtmp://127.0.0.1:1935/sub/gate"
+    )
+    assert analysed == [expected], commands
 
 
 def test_the_model_on_the_box_is_the_shipped_file(host):

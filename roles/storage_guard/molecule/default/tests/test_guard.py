@@ -11,23 +11,21 @@ testinfra_hosts = ["docker://mol-guard-site"]
 ROOT = "/var/lib/cllmh/recordings"
 PY = "/opt/cllmh/venv/bin/python"
 
-# Writes events with the package's own event-store API, as the recorder's user.
+# Writes events with the package's own event writer (cllmh.events.EventWriter), as the recorder's user.
 WRITER = r"""
 import sys, time
 from pathlib import Path
 from cllmh import events as ev
 root = Path(sys.argv[1]); index = ev.Index(root)
+segment = Path("/tmp/segment.bin"); segment.write_bytes(b"\0" * 1_500_000)
 kinds = {"o": {"cat": 0.7}, "v": {"car": 0.9}, "p": {"person": 0.9}}
 start = time.time() - 3600
 for n, kind in enumerate("ooovoopoovooooo" * 2):
-    event_id = f"ev{n:02d}{kind}"
-    path = ev.event_path(root, "gerbang", start + n, event_id)
-    with ev.writing(path):
-        (path / "clip-000.mp4").write_bytes(b"\0" * 1_500_000)
-        ev.write_json_atomic(path / ev.SIDECAR, {"start": start + n, "end": start + n + 9,
-                             "labels": kinds[kind], "files": {"clip-000.mp4": 1_500_000}})
-    index.add_event(event_id=event_id, camera="gerbang", start=start + n, end=start + n + 9,
-                    labels=kinds[kind], path=path, size_bytes=1_500_000)
+    writer = ev.EventWriter.open(root, camera="gerbang", event_id=f"ev{n:02d}{kind}", start=start + n,
+                                 info={}, index=index)
+    writer.update(labels=kinds[kind])
+    writer.add_segment(segment, start + n, start + n + 9)
+    writer.finish(end=start + n + 9)
     time.sleep(0.3)  # a few cameras' worth of events arriving, faster than the floor allows
 print("written")
 """
