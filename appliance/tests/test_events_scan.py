@@ -7,6 +7,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from cllmh import events as ev
 from eventwriter import write_event
 
@@ -105,3 +107,72 @@ def test_a_listing_taken_while_its_directory_was_fresh_is_not_trusted(tmp_path: 
     write_event(root, index, camera="gerbang", start=START + 1, event_id="b", kind="person", size=10)
     os.utime(day, ns=(stamp, stamp))  # as if the clock tick had not moved
     assert [e.event_id for e in scanner.scan()] == ["a", "b"]
+
+
+# --- malformed sidecars: read once, judged in one place -------------------------------------
+
+MALFORMED = {
+    "invalid UTF-8": (b'{"start": 1700000000, "labels": {"\xff\xfe": 0.9}}', "not UTF-8"),
+    "truncated JSON": (b'{"start": 1700000000, "lab', "not JSON"),
+    "start is a string": (b'{"start": "kemarin", "labels": {"person": 0.9}}', "start is not a number"),
+    "start is null": (b'{"start": null, "labels": {"person": 0.9}}', "start is not a number"),
+    "no start": (b'{"labels": {"person": 0.9}}', "no start"),
+    "start beyond any date": (b'{"start": 1e300, "labels": {}}', "start is not a time"),
+    "labels is a list": (b'{"start": 1700000000, "labels": ["person"]}', "labels is not an object"),
+    "labels is a string": (b'{"start": 1700000000, "labels": "person"}', "labels is not an object"),
+    "a score is not a number": (b'{"start": 1700000000, "labels": {"person": "high"}}', "labels.person"),
+    "top-level list": (b"[1700000000]", "not a JSON object but list"),
+    "a number": (b"42", "not a JSON object but int"),
+}
+
+
+def spoil(path: Path, content: bytes) -> None:
+    """Replace a written event's event.json with `content` (as a buggy writer or a disk error)."""
+    (path / ev.SIDECAR).write_bytes(content)
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_a_malformed_sidecar_is_named_and_the_event_marked_not_used(tmp_path: Path, case: str) -> None:
+    content, problem = MALFORMED[case]
+    root = tmp_path / "recordings"
+    index, paths = store(root)
+    bad = paths[1]  # a person event, as its labels said before it was spoiled
+    spoil(bad, content)
+    with pytest.raises(ev.SidecarError) as exc:
+        ev.read_sidecar(bad)
+    assert problem in exc.value.problem and str(bad / ev.SIDECAR) in str(exc.value)
+
+    events = {e.path: e for e in ev.scan(root)}
+    assert len(events) == 12  # the scan goes on past it
+    info = events[bad]
+    assert info.malformed is not None and problem in info.malformed
+    assert not info.complete and not info.in_progress
+    assert info.start == info.mtime == bad.stat().st_mtime  # dated by its directory
+    assert info.retention is ev.RetentionClass.OTHER  # its labels cannot be trusted
+    assert all(e.malformed is None and e.complete for p, e in events.items() if p != bad)
+    # The index is re-synced without it and without failing on it.
+    index.db.execute("DELETE FROM events")
+    assert index.sync(list(events.values())) == (0, 11)
+    assert bad.name not in index.event_ids()
+
+
+def test_a_good_sidecar_has_no_problem() -> None:
+    assert ev.sidecar_problem({"start": 1_700_000_000.5, "end": None, "labels": {}, "extra": [1]}) is None
+    assert ev.sidecar_problem({"start": 1_700_000_000, "end": 1_700_000_010, "labels": {"car": 1}}) is None
+    assert ev.sidecar_problem({"start": True, "labels": {}}) == "start is not a number: True"
+
+
+def test_a_malformed_event_is_read_once_by_the_cached_scan(tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    _, paths = store(root)
+    spoil(paths[0], b"[]")
+    age(paths[0].parent)
+    scanner = ev.Scanner(root)
+    first = next(e for e in same(scanner, root) if e.path == paths[0])
+    assert first.malformed is not None
+    # Repaired behind the scanner's back (the day directory's entries do not change): the cached
+    # view keeps the verdict it read, like any finished event; a fresh scan reads the new file.
+    ev.write_json_atomic(paths[0] / ev.SIDECAR, {"start": START, "labels": {"cat": 0.5}})
+    age(paths[0].parent)
+    assert next(e for e in scanner.scan() if e.path == paths[0]).malformed is not None
+    assert next(e for e in ev.scan(root) if e.path == paths[0]).malformed is None

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from cllmh.cli import main
 from cllmh.events import EventInfo, RetentionClass
 from cllmh.guard import GuardConfig, RateMeter, Segment, floor_bytes, load_config, plan, plan_cache
 
@@ -144,3 +145,62 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
     ok = tmp_path / "ok.yaml"
     ok.write_text("recordings_dir: /srv/rec\nretention:\n  other: {days: 1, max_age_days: 2}\n")
     assert load_config(ok).retention.other.max_age_days == 2
+
+
+def malformed(name: str, age_days: float, size: int = 100 * MB) -> EventInfo:
+    mtime = NOW - age_days * DAY
+    return EventInfo(
+        event_id=name,
+        camera="cam1",
+        path=Path("/r") / name,
+        start=mtime,
+        size_bytes=size,
+        retention=OTHER,
+        complete=False,
+        in_progress=False,
+        mtime=mtime,
+        malformed="labels is not an object of scores but list",
+    )
+
+
+def test_a_malformed_event_is_never_deleted_by_age() -> None:
+    evs = [malformed("bad-ancient", 400), event("o-old", OTHER, 15)]
+    chosen = plan(evs, now=NOW, total=10 * GB, free=5 * GB, rate_bytes_per_s=0, config=CFG)
+    assert names(chosen) == ["o-old"]
+
+
+def test_under_space_pressure_malformed_events_go_first_oldest_directory_first() -> None:
+    evs = [
+        event("o-expired", OTHER, 10),
+        malformed("bad-new", 0.1),
+        event("p1", P, 1),
+        malformed("bad-old", 2),
+    ]
+    chosen = plan(evs, now=NOW, total=10 * GB, free=750 * MB, rate_bytes_per_s=0, config=CFG)
+    assert names(chosen) == ["bad-old", "bad-new", "o-expired"]
+    assert "malformed" in chosen[0].reason and chosen[0].level == logging.WARNING
+
+
+@pytest.mark.parametrize(
+    "directory", ["/", "//", "/var", "/var/lib", "/var/lib/cllmh", "/etc/cllmh", "/usr/../", "/home", "/tmp"]
+)
+def test_check_refuses_a_system_directory_as_recordings_dir(
+    tmp_path: Path, directory: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "guard.yaml"
+    config.write_text(f"recordings_dir: {directory}\ncache_dir: {tmp_path / 'cache'}\n")
+    assert main(["guard", "--check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "recordings_dir" in err and "system directory" in err, err
+
+
+def test_check_refuses_a_symlink_to_a_system_directory_and_overlapping_directories(tmp_path: Path) -> None:
+    (tmp_path / "rec").symlink_to("/")
+    with pytest.raises(ValueError, match=r"rec \(which is /\) is a system directory"):
+        GuardConfig(recordings_dir=tmp_path / "rec", cache_dir=tmp_path / "cache")
+    with pytest.raises(ValueError, match="must be an absolute path"):
+        GuardConfig(recordings_dir=Path("recordings"))
+    with pytest.raises(ValueError, match="neither inside the other"):
+        GuardConfig(recordings_dir=tmp_path / "data", cache_dir=tmp_path / "data" / "cache")
+    ok = GuardConfig(recordings_dir=tmp_path / "rec2", cache_dir=tmp_path / "cache")
+    assert ok.recordings_dir == tmp_path / "rec2"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sqlite3
@@ -54,23 +55,35 @@ def cllmh(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def assert_every_event_is_complete(root: Path, *, index_exact: bool = True) -> list[ev.EventInfo]:
-    """Every event directory is whole; the index lists no event whose files are gone
-    (and, with index_exact, lists exactly the events on disk)."""
+    """Every event directory is whole; the index lists no event whose files are gone, except
+    one whose move into the trash a kill interrupted before the commit, which the next start
+    records (with index_exact: the index lists exactly the events on disk)."""
     events = ev.scan(root)
     for event in events:
         sidecar = ev.read_sidecar(event.path)
         assert sidecar is not None, f"{event.path} has no event.json"
         for name, size in sidecar["files"].items():
             assert (event.path / name).stat().st_size == size, f"{event.path / name} is truncated"
+    trash = root / ev.TRASH_NAME
+    being_deleted = {p.name.partition("--")[2] for p in trash.iterdir()} if trash.is_dir() else set()
     index = ev.Index(root)
     try:
         listed, on_disk = index.event_ids(), {e.event_id for e in events}
-        assert listed <= on_disk, f"index lists deleted events: {sorted(listed - on_disk)[:5]}"
+        gone = sorted(listed - on_disk - being_deleted)
+        assert not gone, f"index lists deleted events: {gone[:5]}"
         if index_exact:
             assert listed == on_disk
     finally:
         index.close()
     return events
+
+
+def deletion_rows(root: Path) -> list[str]:
+    index = ev.Index(root)
+    try:
+        return [row[0] for row in index.db.execute("SELECT event_id FROM deletions ORDER BY at, rowid")]
+    finally:
+        index.close()
 
 
 def test_a_writer_faster_than_the_floor_never_hits_enospc(small_fs: Path, tmp_path: Path) -> None:
@@ -174,6 +187,9 @@ def test_killing_the_guard_mid_deletion_leaves_only_whole_events(small_fs: Path,
         assert index.event_ids() == set()
     finally:
         index.close()
+    # Every event's deletion is recorded exactly once, however the kills fell.
+    rows = deletion_rows(root)
+    assert sorted(rows) == [f"old{n:03d}" for n in range(150)], len(rows)
 
 
 def test_a_completely_full_disk_is_freed(small_fs: Path, tmp_path: Path) -> None:
@@ -242,3 +258,242 @@ def test_the_segment_cache_is_bounded_but_the_segment_being_written_is_kept(tmp_
     assert sum(p.stat().st_size for p in cache.glob("*/*")) <= 450_000
     assert "cam1/seg-005.mp4" in left and "cam2/seg-005.mp4" in left
     assert "cam1/seg-000.mp4" not in left and "cam2/seg-000.mp4" not in left
+
+
+# --- bad events: malformed sidecars, events that cannot be deleted ---------------------------
+
+BAD_SIDECARS = [
+    b'{"start": 1700000000, "labels": {"\xff": 1}}',  # invalid UTF-8
+    b'{"start": "kemarin", "labels": {}}',
+    b'{"start": null, "labels": {}}',
+    b'{"start": 1700000000, "labels": ["person"]}',
+    b'{"start": 1700000000, "labels": "person"}',
+    b"[1700000000]",
+    b"42",
+]
+
+
+def write_events(root: Path, prefix: str, starts: list[float], size: int = 64 * 1024) -> list[Path]:
+    sys.path.insert(0, str(HERE))
+    from eventwriter import write_event  # noqa: PLC0415
+
+    index = ev.Index(root)
+    try:
+        return [
+            write_event(
+                root, index, camera="cam1", start=start, event_id=f"{prefix}{n}", kind="other", size=size
+            )
+            for n, start in enumerate(starts)
+        ]
+    finally:
+        index.close()
+
+
+def spoil(paths: list[Path], *, age_days: float) -> None:
+    """Give each event a malformed event.json (a different kind each) and an old directory mtime."""
+    for path, content in zip(paths, BAD_SIDECARS, strict=False):
+        (path / ev.SIDECAR).write_bytes(content)
+        then = time.time() - age_days * 86400
+        os.utime(path, (then, then))
+
+
+def test_malformed_events_are_skipped_reported_once_and_others_still_reclaimed(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    """The guard service keeps running past every kind of malformed event.json: each is reported
+    once however many ticks see it, kept (its age is unknown), and old good events still go."""
+    from cllmh.guard import read_status  # noqa: PLC0415
+
+    root = small_fs / "recordings"
+    now = time.time()
+    old = write_events(root, "old", [now - 30 * 86400 + n for n in range(3)])  # past 14 days
+    fresh = write_events(root, "fresh", [now - 3600, now - 1800])
+    bad = write_events(root, "bad", [now - 3600 + n for n in range(len(BAD_SIDECARS))])
+    spoil(bad, age_days=400)  # whatever its age, a malformed event is not deleted by age
+    config = guard_config(tmp_path, small_fs)
+    guard = cllmh("guard", "--config", str(config), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while any(p.exists() for p in old) and time.monotonic() < deadline and guard.poll() is None:
+            time.sleep(0.1)
+        seen_done = time.time()
+        # let the service tick on (interval 0.1 s) until it has stored a status well after that
+        while guard.poll() is None and time.monotonic() < deadline:
+            stored = read_status(root)
+            if stored is not None and stored.updated > seen_done + 1.0:
+                break
+            time.sleep(0.1)
+        assert guard.poll() is None, "the guard died"
+    finally:
+        guard.send_signal(signal.SIGTERM)
+        _, log = guard.communicate(timeout=30)
+    assert guard.returncode == 0, log
+    assert not any(p.exists() for p in old), log
+    assert all(p.exists() for p in fresh + bad)
+    for path in bad:
+        assert log.count(f"skipping event {path}: malformed event.json") == 1, log
+    assert "tick failed" not in log and "Traceback" not in log, log
+    assert sorted(deletion_rows(root)) == ["old0", "old1", "old2"]
+    stored = read_status(root)
+    assert stored is not None and stored.status["malformed_events"] == len(BAD_SIDECARS)
+
+
+def test_under_space_pressure_malformed_events_go_first(small_fs: Path, tmp_path: Path) -> None:
+    root = small_fs / "recordings"
+    now = time.time()
+    good = write_events(root, "good", [now - 7200 + n for n in range(5)], size=4 * 1024 * 1024)
+    bad = write_events(root, "bad", [now - 3600 + n for n in range(3)], size=4 * 1024 * 1024)
+    spoil(bad, age_days=0)
+    # Leave ~1.5 MB free: far below the 25 % floor (+5 % headroom), more than the 12.6 MB of the
+    # malformed events is needed, so one good event has to go too: the oldest, and only after them.
+    st = os.statvfs(small_fs)
+    with open(small_fs / "filler", "wb") as filler:
+        filler.write(b"\0" * (st.f_bavail * st.f_frsize - 1_500_000))
+    config = guard_config(tmp_path, small_fs)
+    done = subprocess.run(
+        [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["free_percent"] >= 25
+    assert not any(p.exists() for p in bad), done.stderr
+    assert done.stderr.count("deleted malformed event") == 3
+    rows = deletion_rows(root)
+    assert sorted(rows[:3]) == ["bad0", "bad1", "bad2"] and rows[3:] == ["good0"], rows
+    assert [p.name for p in good if p.exists()] == ["good1", "good2", "good3", "good4"]
+
+
+@contextlib.contextmanager
+def immutable(path: Path) -> Iterator[None]:
+    """chattr +i: not even root can rename or delete the directory."""
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_an_event_that_cannot_be_deleted_does_not_stop_the_others(small_fs: Path, tmp_path: Path) -> None:
+    root = small_fs / "recordings"
+    old = write_events(root, "old", [time.time() - 30 * 86400 + n for n in range(6)])
+    stuck = old[0]  # the oldest: the first the guard tries
+    config = guard_config(tmp_path, small_fs)
+    with immutable(stuck):
+        done = subprocess.run(
+            [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"cannot delete event {stuck} (Operation not permitted)" in done.stderr
+        assert [p for p in old if p.exists()] == [stuck]
+        # Left whole, still listed, and no deletion recorded for it.
+        assert_every_event_is_complete(root)
+        assert sorted(deletion_rows(root)) == ["old1", "old2", "old3", "old4", "old5"]
+        assert json.loads(done.stdout)["undeletable_events"] == 1
+
+        # The service does not retry it (nor log it again) on every tick.
+        from cllmh.guard import Guard, load_config  # noqa: PLC0415
+
+        service = Guard(load_config(config))
+        logged = []
+        handler = logging.Handler()
+        handler.emit = lambda record: logged.append(record.getMessage())  # type: ignore[method-assign]
+        logging.getLogger("cllmh.guard").addHandler(handler)
+        try:
+            for _ in range(3):
+                service.tick()
+        finally:
+            logging.getLogger("cllmh.guard").removeHandler(handler)
+        assert sum("cannot delete event" in m for m in logged) == 1, logged
+    # Once it can be deleted, it is, and recorded once.
+    again = subprocess.run(
+        [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0 and not stuck.exists(), again.stderr
+    assert sorted(deletion_rows(root)) == [f"old{n}" for n in range(6)]
+
+
+def test_a_deletion_killed_between_the_move_and_the_commit_is_recorded_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """The one moment a kill -9 leaves the index listing a moved event: the next start records
+    its deletion (once) and empties the trash."""
+    from cllmh.guard import Guard, GuardConfig  # noqa: PLC0415
+
+    root = tmp_path / "recordings"
+    moved, kept = write_events(root, "ev", [time.time() - 3600, time.time() - 1800])
+    trash = root / ev.TRASH_NAME
+    trash.mkdir()
+    moved.rename(trash / f"cam1--{moved.name}")  # renamed; the transaction never committed
+    Guard(GuardConfig(recordings_dir=root, cache_dir=tmp_path / "cache", floor_percent=1))
+    assert deletion_rows(root) == ["ev0"]
+    assert not any(trash.iterdir()) and kept.exists()
+    assert_every_event_is_complete(root)
+    Guard(GuardConfig(recordings_dir=root, cache_dir=tmp_path / "cache", floor_percent=1))
+    assert deletion_rows(root) == ["ev0"]
+
+
+def test_status_reads_the_service_s_figures_read_only_and_once_leaves_them_alone(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    root = small_fs / "recordings"
+    write_events(root, "ev", [time.time() - 3600])
+    config = guard_config(tmp_path, small_fs)
+    segment = small_fs / "cache" / "cam1" / "seg-000.mp4"
+    segment.parent.mkdir(parents=True)
+
+    def status(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), *extra],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert status("--status").returncode == 1  # nothing stored yet: said, not invented
+    service = cllmh("guard", "--config", str(config), stderr=subprocess.PIPE, text=True)
+    try:
+        # a camera writing 100 kB per 0.1 s into the cache, as the recorder does, while it runs
+        with open(segment, "wb") as seg:
+            for _ in range(20):
+                seg.write(b"\0" * 100_000)
+                seg.flush()
+                time.sleep(0.1)
+            live = status("--status")
+        assert service.poll() is None
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _, log = service.communicate(timeout=30)
+    assert service.returncode == 0, log
+    assert live.returncode == 0, live.stderr
+    figures = json.loads(live.stdout)
+    assert figures["write_rate_bytes_per_s"] > 0 and figures["hours_left"] is not None, figures
+    assert 0 <= figures["age_s"] < 60 and figures["events"] == 1
+
+    def db_files() -> dict[str, tuple[bytes, int]]:
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in root.glob(ev.INDEX_NAME + "*")}
+
+    before = db_files()
+    stopped = status("--status")
+    assert stopped.returncode == 0, stopped.stderr
+    after = json.loads(stopped.stdout)
+    assert after["updated"] >= figures["updated"] and after["write_rate_bytes_per_s"] > 0
+    assert db_files() == before  # read-only: not a byte nor an mtime changed, no file created
+
+    once = status("--once")
+    assert once.returncode == 0, once.stderr
+    assert json.loads(once.stdout)["write_rate_bytes_per_s"] == 0  # its own, one-tick figures
+    assert {k: v for k, v in json.loads(status("--status").stdout).items() if k != "age_s"} == {
+        k: v for k, v in after.items() if k != "age_s"
+    }  # the service's stored status is untouched

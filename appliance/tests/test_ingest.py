@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from cllmh import ingest
 from cllmh.cli import main
 from conftest import need, probe_video
+
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # as in footage.py
 
 # --- pure decisions -----------------------------------------------------------------------
 
@@ -53,6 +57,13 @@ def test_bad_scheme_and_audio_mode_are_clear_errors() -> None:
         ingest.ffmpeg_command("ftp://cam/1", "rtmp://x/live/a")
     with pytest.raises(ValueError, match="audio must be one of"):
         ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="mp3")
+
+
+def test_ffmpeg_s_hevc_in_flv_refusal_is_diagnosed_with_the_fix() -> None:
+    line = "[flv @ 0x55e5a69d68c0] Video codec hevc not compatible with flv\n"
+    fix = ingest.diagnose(line)
+    assert fix is not None and "main stream to H.264" in fix and "H.264 substream" in fix
+    assert ingest.diagnose("rtmp://127.0.0.1:1/live/x: Connection refused") is None
 
 
 def test_passwords_never_reach_the_logs() -> None:
@@ -165,3 +176,63 @@ def test_cli_retries_an_unreachable_camera_until_stopped(tmp_path: Path) -> None
 def test_cli_refuses_a_bad_url_with_a_clear_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", "--name", "x", "--source", "ftp://cam", "--target", "rtmp://h/live/x"]) == 2
     assert "unsupported camera URL scheme 'ftp'" in capsys.readouterr().err
+
+
+def _wait_listening(port: int, proc: subprocess.Popen) -> None:
+    """Until something listens on the port (without connecting: the listener takes one client)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(c.laddr.port == port and c.status == "LISTEN" for c in psutil.net_connections("tcp")):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"nothing listens on {port}")
+
+
+@pytest.fixture(scope="module")
+def hevc_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """4 s of vtest.avi as an H.265 camera sends it (libx265, no B-frames, GOP 2 s)."""
+    path = tmp_path_factory.mktemp("media") / "vtest-hevc.mp4"
+    x265 = "keyint=20:min-keyint=20:scenecut=0:bframes=0:log-level=error"
+    encode = [need("ffmpeg"), "-v", "error", "-i", str(VTEST), "-an", "-c:v", "libx265", "-x265-params", x265]
+    subprocess.run([*encode, "-preset", "ultrafast", "-frames:v", "40", str(path)], check=True, timeout=300)
+    return path
+
+
+def test_an_h265_camera_is_named_with_the_fix_and_retried_at_the_maximum_backoff(
+    hevc_clip: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ffmpeg publishing H.265 to a real RTMP listener fails on FLV; the supervisor says
+    why and what to change in one line, and waits the longest backoff, not the shortest."""
+    port = _free_port()
+    listen = [need("ffmpeg"), "-v", "error", "-listen", "1", "-f", "flv"]
+    server = subprocess.Popen(
+        [*listen, "-i", f"rtmp://127.0.0.1:{port}/live/cam1", "-c", "copy", str(tmp_path / "received.flv")]
+    )
+    try:
+        _wait_listening(port, server)
+        now = [0.0]
+        slept: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            now[0] += seconds
+
+        sup = ingest.Supervisor(
+            "gerbang",
+            ingest.ffmpeg_command(str(hevc_clip), f"rtmp://127.0.0.1:{port}/live/cam1"),
+            ingest.Backoff(initial=1, maximum=8),
+            clock=lambda: now[0],
+            sleep=sleep,
+        )
+        with caplog.at_level(logging.INFO, logger="cllmh.ingest"):
+            assert sup.run(max_runs=1) != 0
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("Video codec hevc not compatible with flv" in m for m in messages), messages
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("gerbang: cannot restream: the camera sends H.265")
+    assert "main stream to H.264" in errors[0] and "H.264 substream" in errors[0]
+    assert sum(slept) == pytest.approx(8)  # the maximum after the first failure, not 1 s

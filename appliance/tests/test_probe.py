@@ -77,6 +77,14 @@ def test_mjpeg_is_an_unsupported_codec() -> None:
     assert exc.value.kind is probe.Failure.UNSUPPORTED_CODEC
 
 
+def test_hevc_is_refused_with_its_own_kind_and_the_fix() -> None:
+    with pytest.raises(probe.ProbeError) as exc:
+        probe.judge("rtsp://cam/1", _data(codec="hevc"), window_s=12, max_keyframe_interval_s=10)
+    assert exc.value.kind is probe.Failure.HEVC_NOT_RESTREAMABLE
+    assert exc.value.kind.exit_code != probe.Failure.UNSUPPORTED_CODEC.exit_code
+    assert "main stream to H.264" in exc.value.message and "H.264 substream" in exc.value.message
+
+
 @pytest.mark.parametrize("keyframes", [(0.0,), (0.0, 12.0)])
 def test_a_keyframe_interval_too_long_for_segments_is_refused(keyframes: tuple[float, ...]) -> None:
     with pytest.raises(probe.ProbeError) as exc:
@@ -105,10 +113,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+def serve(clip: Path, *extra: str) -> Iterator[str]:
+    """Run the lab's sample camera on `clip`; yields host:port until the end of the fixture."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["/usr/bin/python3", str(SAMPLE_CAMERA), "--file", str(clip), "--port", str(port), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None:
+            pytest.fail(f"sample camera died: {proc.stderr.read() if proc.stderr else ''}")
+        time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The lab's sample camera (GStreamer RTSP server) serving vtest.avi as H.264, GOP 2 s."""
-    vtest = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+    vtest = VTEST
     if not vtest.exists() or shutil.which("ffmpeg") is None:
         pytest.fail("needs ffmpeg and opencv-doc (make test installs them)")
     clip = tmp_path_factory.mktemp("camera") / "vtest.mp4"
@@ -141,37 +174,23 @@ def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         timeout=300,
     )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            "/usr/bin/python3",
-            str(SAMPLE_CAMERA),
-            "--file",
-            str(clip),
-            "--port",
-            str(port),
-            "--path",
-            "/cam1",
-            "--user",
-            "kamera",
-            "--password",
-            "Benar-123",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    yield from serve(clip, "--path", "/cam1", "--user", "kamera", "--password", "Benar-123")
+
+
+@pytest.fixture(scope="module")
+def hevc_camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The sample camera serving vtest.avi as H.265 (libx265, no B-frames, GOP 2 s)."""
+    if not VTEST.exists() or shutil.which("ffmpeg") is None:
+        pytest.fail("needs ffmpeg and opencv-doc (make test installs them)")
+    clip = tmp_path_factory.mktemp("camera") / "vtest-hevc.mp4"
+    x265 = "keyint=20:min-keyint=20:scenecut=0:bframes=0:log-level=error"
+    encode = ["ffmpeg", "-v", "error", "-i", str(VTEST), "-an", "-c:v", "libx265", "-preset", "ultrafast"]
+    subprocess.run(
+        [*encode, "-x265-params", x265, "-frames:v", "200", "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+        timeout=300,
     )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        if proc.poll() is not None:
-            pytest.fail(f"sample camera died: {proc.stderr.read() if proc.stderr else ''}")
-        time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=10)
+    yield from serve(clip, "--codec", "h265", "--path", "/cam1")
 
 
 def test_the_sample_camera_is_described(camera: str) -> None:
@@ -242,3 +261,18 @@ def test_cli_reads_the_url_from_a_camera_env_file(camera: str, tmp_path: Path) -
     )
     assert main(["validate-camera", "--window", "6", "--camera-env", str(env)]) == 0
     assert main(["validate-camera", "--camera-env", str(tmp_path / "missing.env")]) == 2
+
+
+def test_an_h265_camera_is_refused_for_the_rtmp_restream_with_the_fix(hevc_camera: str) -> None:
+    cli = [sys.executable, "-m", "cllmh.cli", "validate-camera", "--json", "--window", "6"]
+    done = subprocess.run(
+        [*cli, f"rtsp://{hevc_camera}/cam1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == probe.Failure.HEVC_NOT_RESTREAMABLE.exit_code, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert result["error"] == "hevc_not_restreamable"
+    assert "main stream to H.264" in result["message"] and "H.264 substream" in result["message"]

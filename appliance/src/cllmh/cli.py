@@ -10,8 +10,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from cllmh import __version__, ingest, probe
+
+if TYPE_CHECKING:
+    from cllmh.guard import GuardConfig
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -104,7 +109,9 @@ def _cmd_guard(args: argparse.Namespace) -> int:
     if args.check:
         print(f"{args.config}: ok")
         return 0
-    runner = guard.Guard(config)
+    if args.status:
+        return _guard_status(guard, config)
+    runner = guard.Guard(config, publish_status=not args.once)
     if args.once:
         print(json.dumps(runner.tick(), indent=2))
         return 0
@@ -117,6 +124,35 @@ def _cmd_guard(args: argparse.Namespace) -> int:
         config.interval_s,
     )
     runner.run(stop)
+    return 0
+
+
+def _guard_status(guard: ModuleType, config: GuardConfig) -> int:
+    """Print the running service's stored status with its age; reads only, writes nothing."""
+    import sqlite3  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    try:
+        stored = guard.read_status(config.recordings_dir)
+    except sqlite3.Error as exc:
+        print(f"cllmh guard: cannot read {config.recordings_dir / 'index.sqlite3'}: {exc}", file=sys.stderr)
+        return 1
+    if stored is None:
+        print(
+            f"cllmh guard: no status stored in {config.recordings_dir} yet: is cllmh-guard running?",
+            file=sys.stderr,
+        )
+        return 1
+    now = time.time()
+    print(json.dumps(stored.to_json(now), indent=2))
+    stale_after = max(60.0, 3 * config.interval_s)
+    if stored.age_s(now) > stale_after:
+        print(
+            f"cllmh guard: the status is {stored.age_s(now):.0f} s old (the service stores it every "
+            f"{config.interval_s:g} s): is cllmh-guard running?",
+            file=sys.stderr,
+        )
+        return 3
     return 0
 
 
@@ -196,8 +232,18 @@ def build_parser() -> argparse.ArgumentParser:
         "guard", help="keep free space above the floor by deleting the oldest, least important events"
     )
     p.add_argument("--config", default="/etc/cllmh/guard.yaml")
-    p.add_argument("--once", action="store_true", help="one pass, print the status as JSON")
-    p.add_argument("--check", action="store_true", help="only validate the configuration")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="one pass (may delete), print its status as JSON; the service's stored status is left alone",
+    )
+    mode.add_argument(
+        "--status",
+        action="store_true",
+        help="print the running service's stored status and its age (read-only; exit 3 if stale)",
+    )
+    mode.add_argument("--check", action="store_true", help="only validate the configuration")
     p.set_defaults(func=_cmd_guard)
 
     p = sub.add_parser("record", help="motion recorder of one camera: keep only person/vehicle video")

@@ -10,6 +10,11 @@ An event directory is *complete* once `event.json` exists (written last, atomica
 writer works on it, it holds an exclusive flock on `.lock`; the guard never touches a locked
 event. A writer that died leaves an unlocked directory without event.json: an orphan that the
 guard removes after a grace period.
+
+An `event.json` that exists but cannot be used (not UTF-8, not JSON, not an object, `start` not
+a number, `labels` not an object of scores) makes the event *malformed*: `read_sidecar` says
+why, and the guard never deletes such an event by age (nobody can tell its age or class) but
+reclaims it under space pressure before every other event, dated by its directory's mtime.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -71,6 +77,8 @@ class EventInfo:
     complete: bool
     in_progress: bool
     mtime: float
+    # Why event.json cannot be used (then complete is False and start is the directory's mtime).
+    malformed: str | None = None
 
 
 def event_path(root: Path, camera: str, start: float, event_id: str) -> Path:
@@ -124,17 +132,83 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def read_sidecar(path: Path) -> dict | None:
+class SidecarError(ValueError):
+    """An event.json that exists but cannot be used; `problem` says what is wrong with it."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+def _is_number(value: object) -> bool:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
     try:
-        with open(path / SIDECAR, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (FileNotFoundError, json.JSONDecodeError):
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+# A start time the clock functions can turn into a date (1970 .. 2286).
+START_RANGE = (0.0, 1e10)
+
+
+def sidecar_problem(data: object) -> str | None:
+    """What makes a decoded event.json unusable, or None if the guard and index can use it (pure).
+
+    Only what the readers rely on is checked: an object with a numeric `start` (a time), an
+    optional numeric (or null) `end`, and `labels` mapping label names to numeric scores; other
+    keys are the writer's business.
+    """
+    if not isinstance(data, dict):
+        return f"not a JSON object but {type(data).__name__}"
+    problems = []
+    start, end, labels = data.get("start"), data.get("end"), data.get("labels", {})
+    if not _is_number(start):
+        problems.append("no start" if "start" not in data else f"start is not a number: {start!r:.40}")
+    elif not START_RANGE[0] <= start < START_RANGE[1]:
+        problems.append(f"start is not a time: {start!r:.40}")
+    if end is not None and not _is_number(end):
+        problems.append(f"end is not a number: {end!r:.40}")
+    if not isinstance(labels, dict):
+        problems.append(f"labels is not an object of scores but {type(labels).__name__}")
+    else:
+        problems += [f"labels.{k:.40} is not a number" for k, v in labels.items() if not _is_number(v)][:1]
+    return "; ".join(problems) or None
+
+
+def read_sidecar(path: Path) -> dict | None:
+    """The event's validated event.json; None if there is none yet.
+
+    Raises SidecarError when the file exists but cannot be used (unreadable, not UTF-8, not
+    JSON, or see `sidecar_problem`): the one place where a sidecar is judged.
+    """
+    try:
+        raw = (path / SIDECAR).read_bytes()
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise SidecarError(path / SIDECAR, f"cannot be read: {exc.strerror}") from exc
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SidecarError(path / SIDECAR, f"not UTF-8 (byte {exc.start})") from exc
+    except json.JSONDecodeError as exc:
+        raise SidecarError(path / SIDECAR, f"not JSON ({exc.msg} at line {exc.lineno})") from exc
+    problem = sidecar_problem(data)
+    if problem is not None:
+        raise SidecarError(path / SIDECAR, problem)
+    return data
 
 
 def inspect(camera: str, path: Path) -> EventInfo | None:
     """Everything about one event directory, read from disk (None if it vanished meanwhile)."""
-    sidecar = read_sidecar(path)
+    malformed = None
+    try:
+        sidecar = read_sidecar(path)
+    except SidecarError as exc:
+        sidecar, malformed = None, exc.problem
     try:
         mtime = path.stat().st_mtime
     except FileNotFoundError:
@@ -150,6 +224,7 @@ def inspect(camera: str, path: Path) -> EventInfo | None:
         complete=sidecar is not None,
         in_progress=is_locked(path),
         mtime=mtime,
+        malformed=malformed,
     )
 
 
@@ -174,7 +249,8 @@ class Scanner:
     deleted, and a deletion (rename to .trash, rmtree) changes its day directory's mtime. So a
     repeated scan lists only day directories whose mtime moved, re-reads only unfinished events,
     and takes finished ones from memory: one stat per day directory instead of reading every
-    sidecar and sizing every file each tick.
+    sidecar and sizing every file each tick. A malformed event (see `read_sidecar`) is finished
+    too: its sidecar is read once, not on every tick.
     """
 
     def __init__(self, root: Path) -> None:
@@ -216,8 +292,8 @@ class Scanner:
                     info = self._finished.get(path) or inspect(camera, path)
                     if info is None:
                         continue
-                    if info.complete and not info.in_progress:
-                        finished[path] = info
+                    if (info.complete or info.malformed) and not info.in_progress:
+                        finished[path] = info  # final: a malformed sidecar is read (and reported) once
                     events.append(info)
         self._finished, self._listings = finished, listed
         return events
@@ -302,6 +378,46 @@ class Index:
                 (now, event.event_id, event.camera, event.retention.label, event.size_bytes, reason),
             )
 
+    @contextlib.contextmanager
+    def removing(self, event: EventInfo, reason: str, now: float) -> Iterator[None]:
+        """Drop the event's row and record its deletion in one transaction that commits only if
+        the block (moving the event out of place) succeeds; an exception in the block rolls it
+        back, so an event that could not be moved keeps its row and gets no deletion record.
+        Raises sqlite3.OperationalError (before the block, or at the commit after it) when the
+        index cannot be written."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("DELETE FROM events WHERE id = ?", (event.event_id,))
+            self.db.execute(
+                "INSERT INTO deletions (at, event_id, camera, retention, bytes, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now, event.event_id, event.camera, event.retention.label, event.size_bytes, reason),
+            )
+            yield
+            self.db.execute("COMMIT")
+        finally:
+            if self.db.in_transaction:  # an error (before, in or after the block): nothing changed
+                self.db.execute("ROLLBACK")
+
+    def finish_interrupted(self, trash_name: str, reason: str, now: float) -> bool:
+        """Record the deletion of an event found in the trash (`<camera>--<id>`) whose row is
+        still listed: its guard was killed between the move and the commit. True if recorded."""
+        with self.db:
+            self.db.execute("BEGIN")
+            row = self.db.execute(
+                "SELECT id, camera, retention, bytes FROM events WHERE camera || '--' || id = ?",
+                (trash_name,),
+            ).fetchone()
+            if row is None:
+                return False
+            self.db.execute("DELETE FROM events WHERE id = ?", (row[0],))
+            self.db.execute(
+                "INSERT INTO deletions (at, event_id, camera, retention, bytes, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (now, row[0], row[1], row[2], row[3], reason),
+            )
+        return True
+
     def sync(self, events: list[EventInfo]) -> tuple[int, int]:
         """Make the index match the directories: the directories are the truth.
 
@@ -317,7 +433,10 @@ class Index:
         added = 0
         for event_id in complete.keys() - known:
             event = complete[event_id]
-            sidecar = read_sidecar(event.path) or {}
+            try:
+                sidecar = read_sidecar(event.path) or {}
+            except SidecarError:
+                continue  # rewritten badly since it was scanned: the next scan reports it
             self.add_event(
                 event_id=event_id,
                 camera=event.camera,

@@ -5,12 +5,15 @@ the measured write rate of the cameras (growth of the recorder's segment cache).
 reclaimed whole events at a time, lowest retention class first (other, then vehicle, then
 person), oldest first, events past their class's retention days before younger ones. Events
 older than their class's maximum age always go. An event that is still being written (its
-lock is held) is never touched. The decisions are pure functions (`plan`, `plan_cache`,
-`RateMeter`); `Guard` does the I/O.
+lock is held) is never touched. An event whose event.json is malformed is never deleted by age
+(its age and class are unknown) but goes first under space pressure, dated by its directory's
+mtime. The decisions are pure functions (`plan`, `plan_cache`, `RateMeter`); `Guard` does the
+I/O; `read_status` reads the service's stored status without writing anything.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -24,7 +27,7 @@ from pathlib import Path
 from typing import Annotated
 
 import psutil
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from cllmh import events as ev
 from cllmh.config import load_yaml
@@ -64,6 +67,61 @@ class Retention(BaseModel):
         return self
 
 
+# Directories the guard must never treat as its recordings root or segment cache: it deletes
+# what it finds there. Exactly these (the system's own and the appliance's data root, which holds
+# recordings, cache and HLS side by side) ...
+SYSTEM_DIRS = frozenset(
+    {
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib32",
+        "/lib64",
+        "/libx32",
+        "/media",
+        "/mnt",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/usr/local",
+        "/var",
+        "/var/cache",
+        "/var/lib",
+        "/var/lib/cllmh",
+        "/var/log",
+        "/var/spool",
+        "/var/tmp",
+    }
+)
+# ... and anything below these.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
+
+
+def system_dir_problem(path: Path) -> str | None:
+    """Why `path` cannot be a directory the guard deletes in, or None (pure but for symlinks)."""
+    if not path.is_absolute():
+        return "must be an absolute path"
+    lexical = "/" + os.path.normpath(path).lstrip("/")  # normpath keeps a leading "//"
+    for norm in dict.fromkeys((lexical, os.path.realpath(path))):
+        if norm in SYSTEM_DIRS or any(norm.startswith(tree + "/") for tree in SYSTEM_TREES):
+            shown = norm if norm == lexical else f"{lexical} (which is {norm})"
+            return (
+                f"{shown} is a system directory: the guard deletes what it finds there; "
+                "use a directory of its own, e.g. /var/lib/cllmh/recordings"
+            )
+    return None
+
+
 class GuardConfig(BaseModel):
     """The guard's YAML configuration (unknown keys are errors)."""
 
@@ -80,6 +138,24 @@ class GuardConfig(BaseModel):
     rate_window_s: Annotated[float, Field(gt=0)] = 600.0
     orphan_grace_s: Annotated[float, Field(ge=0)] = 3600.0
     retention: Retention = Retention()
+
+    @field_validator("recordings_dir", "cache_dir")
+    @classmethod
+    def _own_directory(cls, path: Path) -> Path:
+        problem = system_dir_problem(path)
+        if problem is not None:
+            raise ValueError(problem)
+        return Path(os.path.normpath(path))
+
+    @model_validator(mode="after")
+    def _apart(self) -> GuardConfig:
+        rec, cache = self.recordings_dir, self.cache_dir
+        if rec == cache or rec in cache.parents or cache in rec.parents:
+            raise ValueError(
+                f"recordings_dir ({rec}) and cache_dir ({cache}) must be separate directories, "
+                "neither inside the other: the guard deletes events in one and segments in the other"
+            )
+        return self
 
 
 def load_config(path: Path) -> GuardConfig:
@@ -111,9 +187,13 @@ def plan(
     """Which events to delete now, in order (pure)."""
     chosen: list[Deletion] = []
     keep: list[EventInfo] = []
+    malformed: list[EventInfo] = []
     for event in events:
         if event.in_progress:
             continue  # a writer holds it
+        if event.malformed is not None:
+            malformed.append(event)  # age and class unknown: only for space, and first
+            continue
         if not event.complete:
             if now - event.mtime >= config.orphan_grace_s:
                 chosen.append(Deletion(event, "incomplete event whose writer is gone", logging.INFO))
@@ -135,13 +215,16 @@ def plan(
         within_days = now - event.start < config.retention.of(event.retention).days * DAY
         return (int(within_days), int(event.retention), event.start)
 
-    for event in sorted(keep, key=order):
+    candidates = sorted(malformed, key=lambda e: e.mtime) + sorted(keep, key=order)
+    for event in candidates:
         if free + freed >= target:
             break
         level = logging.ERROR if event.retention is RetentionClass.PERSON else logging.WARNING
         reason = (
             f"free space below the floor ({(free + freed) / 1e6:.0f} MB free, floor {floor / 1e6:.0f} MB)"
         )
+        if event.malformed is not None:
+            reason += f"; its event.json is malformed ({event.malformed})"
         chosen.append(Deletion(event, reason, level))
         freed += event.size_bytes
     return chosen
@@ -198,11 +281,20 @@ class RateMeter:
         return sum(b for _, b in list(self.samples)[1:]) / span if span > 0 else 0.0
 
 
-class Guard:
-    """Runs the plan against the real filesystem and keeps the status in the index."""
+# How long an event that could not be deleted is left out of the plan before it is tried again.
+RETRY_STUCK_S = 600.0
 
-    def __init__(self, config: GuardConfig) -> None:
+
+class Guard:
+    """Runs the plan against the real filesystem and keeps the status in the index.
+
+    `publish_status=False` (a one-off `cllmh guard --once`) acts the same but leaves the stored
+    status alone: that is the running service's, with its measured write rate.
+    """
+
+    def __init__(self, config: GuardConfig, *, publish_status: bool = True) -> None:
         self.config = config
+        self.publish_status = publish_status
         self.root = config.recordings_dir
         self.root.mkdir(parents=True, exist_ok=True)
         self.trash = self.root / ev.TRASH_NAME
@@ -211,13 +303,25 @@ class Guard:
         self.rate = RateMeter(config.rate_window_s)
         # Deletions not yet recorded in the index because the disk was completely full.
         self.unrecorded: list[tuple[Deletion, float]] = []
+        # Events that could not be moved out of place (path -> when): left out of the plan for
+        # RETRY_STUCK_S so the space comes from others; bounded by the events on disk.
+        self.stuck: dict[Path, float] = {}
+        # Malformed events already reported (path -> problem); bounded by the events on disk.
+        self.reported: dict[Path, str] = {}
         self.empty_trash()
 
-    def empty_trash(self) -> None:
-        """Finish deletions a killed guard left behind."""
-        if self.trash.is_dir():
-            for entry in self.trash.iterdir():
-                shutil.rmtree(entry, ignore_errors=True)
+    def empty_trash(self, now: float | None = None) -> None:
+        """Finish deletions a killed guard left behind; record those it had not recorded yet."""
+        now = time.time() if now is None else now
+        if not self.trash.is_dir():
+            return
+        for entry in self.trash.iterdir():
+            try:
+                if self.index.finish_interrupted(entry.name, "deletion interrupted by a restart", now):
+                    LOG.warning("finished deleting %s (interrupted by a restart)", entry.name)
+            except sqlite3.OperationalError as exc:
+                LOG.warning("cannot record the interrupted deletion of %s: %s", entry.name, exc)
+            shutil.rmtree(entry, ignore_errors=True)
 
     def cache_segments(self) -> list[Segment]:
         segments = []
@@ -232,31 +336,51 @@ class Guard:
         return segments
 
     def delete_event(self, deletion: Deletion, now: float) -> None:
+        """Delete one whole event. Raises OSError, with nothing changed (files and index row in
+        place, no deletion recorded), when the event cannot be moved out of place."""
         event = deletion.event
         self.trash.mkdir(exist_ok=True)
         doomed = self.trash / f"{event.camera}--{event.event_id}"
-        # Index row first, then one atomic rename: the index never lists an event whose files
-        # are gone, and an event is either whole in place or in the trash. A kill between the two
-        # leaves a whole, unlisted event that the next tick lists again (sync) and plans again.
+        # One atomic rename inside the index transaction that drops the row and records the
+        # deletion: the transaction commits only if the rename succeeded. An event is either whole
+        # in place or in the trash; a kill between the rename and the commit leaves the row of an
+        # event in the trash, which the next start records as deleted (empty_trash).
+        moved = False
         try:
-            self.index.remove_event(event, deletion.reason, now)
+            with self.index.removing(event, deletion.reason, now):
+                os.rename(event.path, doomed)
+                moved = True
         except sqlite3.OperationalError as exc:
             # A completely full disk cannot take even the index update: free the space first;
             # the next sync drops the row and the deletion is recorded once there is room.
             LOG.warning("index not writable (%s); deleting %s first", exc, event.event_id)
+            if not moved:
+                os.rename(event.path, doomed)
             self.unrecorded.append((deletion, now))
-        os.rename(event.path, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
         LOG.log(
             deletion.level,
             "deleted %s event %s of camera %s (%.1f MB, started %s): %s",
-            event.retention.label,
+            "malformed" if event.malformed is not None else event.retention.label,
             event.event_id,
             event.camera,
             event.size_bytes / 1e6,
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.start)),
             deletion.reason,
         )
+
+    def report_malformed(self, events: list[EventInfo]) -> None:
+        """Log each malformed event once (not on every tick)."""
+        current = {e.path: e.malformed for e in events if e.malformed is not None and not e.in_progress}
+        for path, problem in current.items():
+            if self.reported.get(path) != problem:
+                LOG.error(
+                    "skipping event %s: malformed event.json (%s); it is never deleted by age, "
+                    "only first when space is short",
+                    path,
+                    problem,
+                )
+        self.reported = current
 
     def tick(self, now: float | None = None) -> dict:
         now = time.time() if now is None else now
@@ -271,20 +395,36 @@ class Guard:
             except FileNotFoundError:
                 pass
         events = self.scanner.scan()
+        self.report_malformed(events)
         try:
             self.index.sync(events)
         except sqlite3.OperationalError as exc:
             LOG.warning("cannot update the index before deleting (%s)", exc)
+        on_disk = {e.path for e in events}
+        self.stuck = {p: at for p, at in self.stuck.items() if p in on_disk and now - at < RETRY_STUCK_S}
         usage = psutil.disk_usage(str(self.root))
         deleted = 0
         for deletion in plan(
-            events, now=now, total=usage.total, free=usage.free, rate_bytes_per_s=rate, config=self.config
+            [e for e in events if e.path not in self.stuck],
+            now=now,
+            total=usage.total,
+            free=usage.free,
+            rate_bytes_per_s=rate,
+            config=self.config,
         ):
             try:
                 self.delete_event(deletion, now)
                 deleted += 1
             except FileNotFoundError:
                 continue
+            except OSError as exc:  # this one stays; the others are still deleted
+                self.stuck[deletion.event.path] = now
+                LOG.error(
+                    "cannot delete event %s (%s); left in place and in the index, retried in %g s",
+                    deletion.event.path,
+                    exc.strerror or exc,
+                    RETRY_STUCK_S,
+                )
         self.record_unrecorded(events)
         usage = psutil.disk_usage(str(self.root))
         count, deleted_bytes = self.index.deletions_since(now - DAY)
@@ -299,11 +439,14 @@ class Guard:
             "deletions_24h": count,
             "deleted_bytes_24h": deleted_bytes,
             "events": len(events) - deleted,
+            "malformed_events": len(self.reported),
+            "undeletable_events": len(self.stuck),
         }
-        try:
-            self.index.set_status(status, now)
-        except sqlite3.OperationalError as exc:
-            LOG.warning("cannot store the status: %s", exc)
+        if self.publish_status:
+            try:
+                self.index.set_status(status, now)
+            except sqlite3.OperationalError as exc:
+                LOG.warning("cannot store the status: %s", exc)
         return status
 
     def record_unrecorded(self, events: list[EventInfo]) -> None:
@@ -325,3 +468,44 @@ class Guard:
             except (OSError, sqlite3.Error) as exc:  # a transient error must not stop the guard
                 LOG.error("guard tick failed: %s", exc)
             stop.wait(max(0.0, self.config.interval_s - (time.monotonic() - started)))
+        self.index.close()
+
+
+@dataclass(frozen=True)
+class StoredStatus:
+    """The running service's last status, as stored in the index."""
+
+    updated: float
+    status: dict
+
+    def age_s(self, now: float) -> float:
+        return max(0.0, now - self.updated)
+
+    def to_json(self, now: float) -> dict:
+        return {
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(self.updated)),
+            "age_s": round(self.age_s(now), 1),
+            **self.status,
+        }
+
+
+def read_status(root: Path) -> StoredStatus | None:
+    """The status the guard service stored, read without writing anything: the index is opened
+    read-only, and without locking when no writer has it open (no -wal file), so neither the
+    database nor its -wal/-shm files are created or changed. None if nothing is stored yet.
+    Raises sqlite3.Error if the index cannot be read."""
+    path = root / ev.INDEX_NAME
+    if not path.is_file():
+        return None
+    active = Path(f"{path}-wal").exists()
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if active else "&immutable=1")
+    db = sqlite3.connect(uri, uri=True, timeout=5)
+    try:
+        row = db.execute("SELECT updated, status FROM guard_status WHERE id = 1").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    finally:
+        db.close()
+    return StoredStatus(float(row[0]), json.loads(row[1])) if row else None

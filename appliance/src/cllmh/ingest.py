@@ -21,6 +21,20 @@ LOG = logging.getLogger("cllmh.ingest")
 SUPPORTED_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file", "")
 AUDIO_MODES = ("drop", "copy", "aac")
 
+# Debian 12's ffmpeg (5.1) cannot put H.265 into FLV, the container of the RTMP restream.
+HEVC_FIX = (
+    "the camera sends H.265 (HEVC), which the RTMP restream cannot carry (Debian 12's ffmpeg 5.1 "
+    "has no HEVC in FLV): switch the camera's main stream to H.264 in its web settings, or point "
+    "this camera entry at its H.264 substream (e.g. /Streaming/Channels/102 instead of 101 on "
+    "Hikvision, subtype=1 instead of 0 on Dahua)"
+)
+
+# ffmpeg messages that mean the camera's configuration, not the network, is the problem: no
+# retry can succeed until someone changes it (pattern, what to do).
+_FATAL_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"video codec (hevc|h265) not compatible with flv", re.IGNORECASE), HEVC_FIX),
+)
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -65,6 +79,14 @@ _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@
 def redact_text(text: str) -> str:
     """`text` with the password of every URL in it replaced (ffmpeg prints URLs in errors)."""
     return _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+
+
+def diagnose(line: str) -> str | None:
+    """What to do about an ffmpeg message that no retry can fix, or None (pure)."""
+    for pattern, fix in _FATAL_MESSAGES:
+        if pattern.search(line):
+            return fix
+    return None
 
 
 def ffmpeg_command(
@@ -133,9 +155,11 @@ class Supervisor:
                 self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
             )
             assert self._child.stderr is not None
+            fix = None
             for line in self._child.stderr:  # ffmpeg's own messages, credentials removed
                 if line.strip():
                     LOG.warning("%s: ffmpeg: %s", self.name, redact_text(line.rstrip()))
+                    fix = fix or diagnose(line)
             code = self._child.wait()
             self._child = None
             self.runs += 1
@@ -143,15 +167,26 @@ class Supervisor:
                 break
             lasted = self.clock() - started
             self.failures = self.backoff.failures_after(self.failures, lasted)
-            wait = self.backoff.delay(self.failures)
-            LOG.warning(
-                "%s: ffmpeg exited with code %s after %.1f s; retrying in %.1f s (failure %d in a row)",
-                self.name,
-                code,
-                lasted,
-                wait,
-                self.failures,
-            )
+            if fix is not None:
+                # A configuration error: retrying fast cannot help; say what to change instead.
+                wait = self.backoff.maximum
+                LOG.error(
+                    "%s: cannot restream: %s; retrying in %.1f s (failure %d in a row)",
+                    self.name,
+                    fix,
+                    wait,
+                    self.failures,
+                )
+            else:
+                wait = self.backoff.delay(self.failures)
+                LOG.warning(
+                    "%s: ffmpeg exited with code %s after %.1f s; retrying in %.1f s (failure %d in a row)",
+                    self.name,
+                    code,
+                    lasted,
+                    wait,
+                    self.failures,
+                )
             self._pause(wait)
         return code
 

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from cllmh.ingest import redact, redact_text
+from cllmh.ingest import HEVC_FIX, redact, redact_text
 
-SUPPORTED_CODECS = ("h264", "hevc")
+# What the ingest can copy into the RTMP restream (FLV): H.264 only with Debian 12's ffmpeg 5.1.
+SUPPORTED_CODECS = ("h264",)
 
 
 class Failure(StrEnum):
@@ -32,6 +33,8 @@ class Failure(StrEnum):
     KEYFRAME_INTERVAL = "keyframe_interval"
     BAD_URL = "bad_url"
     PROBE_FAILED = "probe_failed"
+    # Appended: the exit codes above stay what they were.
+    HEVC_NOT_RESTREAMABLE = "hevc_not_restreamable"
 
     @property
     def exit_code(self) -> int:
@@ -126,11 +129,12 @@ def judge(url: str, data: dict, *, window_s: float, max_keyframe_interval_s: flo
         raise ProbeError(Failure.NO_VIDEO, "the stream has no video track")
     stream = streams[0]
     codec = str(stream.get("codec_name", "unknown"))
+    if codec == "hevc":
+        raise ProbeError(Failure.HEVC_NOT_RESTREAMABLE, HEVC_FIX)
     if codec not in SUPPORTED_CODECS:
         raise ProbeError(
             Failure.UNSUPPORTED_CODEC,
-            f"video codec {codec} cannot be restreamed without re-encoding; "
-            "set the camera to H.264 (or H.265)",
+            f"video codec {codec} cannot be restreamed without re-encoding; set the camera to H.264",
         )
     keyframes = [
         float(p["pts_time"])

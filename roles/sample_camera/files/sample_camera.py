@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A sample IP camera for the lab and the tests: an RTSP server that loops real footage.
 
-It serves an H.264 MP4 (the pedestrians of OpenCV's vtest.avi, transcoded once) as a live
+It serves an H.264 (or, with --codec h265, H.265) MP4 (the pedestrians of OpenCV's vtest.avi,
+transcoded once) as a live
 RTSP stream, like a real camera: the file is read at its own pace and looped seamlessly
 (segment seeks), and every client joins the one shared live stream. Timestamps are taken
 from the clock, so they keep rising across loops. Optional basic authentication makes the
@@ -10,7 +11,7 @@ server answer 401 to wrong credentials, as real cameras do.
 Like most IP cameras it can also serve a second, smaller stream of the same scene (the
 "substream" that recorders analyse instead of the main stream): --substream-file/-path.
 
-Usage: sample_camera.py --file F [--port 8554] [--path /cam1] [--user U --password P]
+Usage: sample_camera.py --file F [--codec h264|h265] [--port 8554] [--path /cam1] [--user U --password P]
                         [--substream-file F2 --substream-path /cam1_sub]
 """
 
@@ -32,13 +33,13 @@ LOG = logging.getLogger("sample-camera")
 
 
 class LoopingSource:
-    """Reads the file in a loop and hands each H.264 access unit to the current client media."""
+    """Reads the file in a loop and hands each access unit to the current client media."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, codec: str = "h264") -> None:
         self.path = path
         self.pipeline = Gst.parse_launch(
-            f'filesrc location="{path}" ! qtdemux ! h264parse config-interval=-1 '
-            "! video/x-h264,stream-format=byte-stream,alignment=au "
+            f'filesrc location="{path}" ! qtdemux ! {codec}parse config-interval=-1 '
+            f"! video/x-{codec},stream-format=byte-stream,alignment=au "
             "! appsink name=sink sync=true max-buffers=50 emit-signals=true"
         )
         self.appsrc: GstApp.AppSrc | None = None
@@ -95,7 +96,7 @@ def build_factory(args: argparse.Namespace, source: LoopingSource) -> GstRtspSer
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(
         "( appsrc name=src is-live=true do-timestamp=true format=time "
-        "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        f"! {args.codec}parse config-interval=-1 ! rtp{args.codec}pay name=pay0 pt=96 config-interval=-1 )"
     )
     factory.set_shared(True)
 
@@ -136,6 +137,7 @@ def build_server(args: argparse.Namespace, streams: dict[str, LoopingSource]) ->
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", required=True)
+    parser.add_argument("--codec", choices=("h264", "h265"), default="h264", help="the file's video codec")
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="/cam1")
     parser.add_argument("--user", default="")
@@ -145,9 +147,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     Gst.init(None)
-    streams = {args.path: LoopingSource(args.file)}
+    streams = {args.path: LoopingSource(args.file, args.codec)}
     if args.substream_file:
-        streams[args.substream_path] = LoopingSource(args.substream_file)
+        streams[args.substream_path] = LoopingSource(args.substream_file, args.codec)
     server = build_server(args, streams)
     if server.attach(None) == 0:
         LOG.error("cannot listen on port %s", args.port)

@@ -78,3 +78,22 @@ def test_the_guard_frees_space_oldest_other_events_first(host):
     )
     assert status["deletions_24h"] == len(deleted)
     assert status["free_percent"] >= 25
+
+
+def test_operators_read_the_service_s_status_without_touching_it(host):
+    files = f"stat -c '%U %n' {ROOT}/index.sqlite3*"
+    before = host.check_output(files)
+    result = host.run("/opt/cllmh/venv/bin/cllmh guard --status")
+    assert result.rc == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["age_s"] < 10 and status["free_percent"] >= 25 and "write_rate_bytes_per_s" in status
+    # run as root against the service's database: no file created, none taken over by root
+    assert host.check_output(files).split("\n") == before.split("\n")
+    assert "root" not in host.check_output(f"stat -c %U {ROOT}/index.sqlite3*")
+
+
+def test_a_system_directory_as_recordings_dir_is_refused(host):
+    host.check_output("printf 'recordings_dir: /\\n' > /tmp/root-guard.yaml")
+    result = host.run("/opt/cllmh/venv/bin/cllmh guard --check --config /tmp/root-guard.yaml")
+    assert result.rc == 2
+    assert "recordings_dir" in result.stderr and "system directory" in result.stderr
