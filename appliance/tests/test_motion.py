@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from cllmh.detect import Detector, regions_around
-from cllmh.motion import MotionConfig, MotionDetector, MotionResult
+from cllmh.motion import Change, MotionConfig, MotionDetector, MotionResult, needs_shift, whole_frame_change
 from footage import MODELS, VTEST, need, vtest_frames
 
 SIZE = (768, 576)
@@ -19,7 +19,7 @@ WITHIN = 3 * FPS  # after a change, motion must be seen again within 3 s
 CHANGE_AT = 150  # index of the first changed frame
 END = 350  # 200 frames after the change
 
-Change = Callable[[int, np.ndarray], np.ndarray]  # (frames since the change, frame) -> changed frame
+Alteration = Callable[[int, np.ndarray], np.ndarray]  # (frames since the change, frame) -> changed frame
 
 
 def run(frames: list[np.ndarray], size: tuple[int, int] = SIZE, **config) -> list[MotionResult]:
@@ -50,7 +50,7 @@ def shifted(frame: np.ndarray, dx: int, dy: int) -> np.ndarray:
     return cv2.warpAffine(frame, matrix, (frame.shape[1], frame.shape[0]), borderMode=cv2.BORDER_REPLICATE)
 
 
-def infrared(gain: float) -> Change:
+def infrared(gain: float) -> Alteration:
     """Day/night switch: colour to gray (the IR image) and a change of brightness."""
     return lambda _, f: scaled(cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR), gain)
 
@@ -58,7 +58,7 @@ def infrared(gain: float) -> Change:
 SHAKE = [(5, 3), (-4, 6), (6, -5), (-3, -4)]  # a few frames of a camera hit by the wind, then back
 
 # name -> (change, indices (since the change) of the frames in which the picture jumps)
-CHANGES: dict[str, tuple[Change, list[int]]] = {
+CHANGES: dict[str, tuple[Alteration, list[int]]] = {
     "lights on": (lambda _, f: scaled(f, 1.35), [0]),
     "lights off": (lambda _, f: scaled(f, 0.6), [0]),
     "IR switch, darker": (infrared(0.7), [0]),
@@ -72,7 +72,7 @@ CHANGES: dict[str, tuple[Change, list[int]]] = {
 }
 
 
-def changed_from(frames: list[np.ndarray] | tuple[np.ndarray, ...], start: int, change: Change) -> list:
+def changed_from(frames: list[np.ndarray] | tuple[np.ndarray, ...], start: int, change: Alteration) -> list:
     return [f if i < start else change(i - start, f) for i, f in enumerate(frames)]
 
 
@@ -134,6 +134,24 @@ def test_pedestrians_are_motion_again_within_3_s_of_a_lighting_or_camera_change(
     assert longest_gap(after) <= WITHIN, [i + CHANGE_AT for i, r in enumerate(after) if not r.motion]
     settled = results[CHANGE_AT + WITHIN + max(jumps, default=0) :]
     assert sum(r.motion for r in settled) / len(settled) > 0.9
+
+
+def test_whole_frame_changes_are_told_from_motion_without_io() -> None:
+    config = MotionConfig()
+    people = Change(raw=0.05, local=0.05, spread=0.3)
+    assert not whole_frame_change(people, config) and not needs_shift(people, config)
+    lights = Change(raw=0.9, local=0.02, spread=0.4)  # brightness undone, little is left
+    assert whole_frame_change(lights, config)
+    ir = Change(raw=0.6, local=0.7, spread=1.0)  # even at equal brightness everything differs
+    assert whole_frame_change(ir, config)
+    spread = Change(raw=0.08, local=0.08, spread=0.6)
+    assert not whole_frame_change(spread, config) and needs_shift(spread, config)
+    # a shake: undoing the global shift leaves only the people walking
+    assert whole_frame_change(Change(raw=0.08, local=0.08, spread=0.6, shift=1.2, residual=0.03), config)
+    # a crowd: the "shift" phase correlation finds explains nothing
+    assert not whole_frame_change(Change(raw=0.08, local=0.08, spread=0.6, shift=0.9, residual=0.09), config)
+    # a shift below half a working pixel is not trusted
+    assert not whole_frame_change(Change(raw=0.08, local=0.08, spread=0.6, shift=0.3, residual=0.0), config)
 
 
 def test_a_whole_frame_change_that_goes_on_does_not_blind_the_motion_stage() -> None:
