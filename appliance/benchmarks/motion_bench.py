@@ -132,13 +132,18 @@ def cllmh_factory(width: int, height: int) -> Callable[[], Callable[[np.ndarray]
 
 def measure(
     make: Callable[[], Callable[[np.ndarray], bool]], frames: list[np.ndarray]
-) -> tuple[float, float]:
-    """(ms per frame, recall) of one run of a fresh detector over the frames."""
+) -> tuple[float, float, list[bool]]:
+    """(ms per frame, recall, motion per frame) of one run of a fresh detector over the frames."""
     process = make()
     start = time.perf_counter()
     moving = [process(frame) for frame in frames]
     ms = (time.perf_counter() - start) / len(frames) * 1000
-    return ms, sum(moving[WARMUP:]) / len(moving[WARMUP:])
+    return ms, sum(moving[WARMUP:]) / len(moving[WARMUP:]), moving
+
+
+def blind(moving: list[bool], start: int) -> int:
+    """Frames from `start` until the first one with motion."""
+    return next((i for i, m in enumerate(moving[start:]) if m), len(moving) - start)
 
 
 def main() -> None:
@@ -151,7 +156,8 @@ def main() -> None:
     frigate = load_frigate(args.frigate) if args.frigate else None
     source = vtest_frames()
     print(f"vtest.avi: {len(source)} frames at 5 fps, pedestrians moving in every frame; one core")
-    print(f"recall counted after {WARMUP} frames; 'lights on': x1.35 from frame {LIGHTS_ON_AT}")
+    print(f"recall counted after {WARMUP} frames; '1st motion': first frame with motion (calibration)")
+    print(f"'lights on': x1.35 from frame {LIGHTS_ON_AT}; 'blind after': frames from then to the next motion")
     if frigate:
         print(f"Frigate: {args.frigate} with stand-ins for {STAND_INS}")
     for width, height in SIZES:
@@ -165,24 +171,28 @@ def main() -> None:
             runs["Frigate improved, Y plane"] = (frigate_factory(frigate, width, height), yuv)
         times: dict[str, list[float]] = {name: [] for name in runs}
         recall: dict[str, float] = {}
+        first: dict[str, int] = {}
         for _ in range(args.repeat):  # interleaved, so that load on the machine hits all alike
             for name, (make, frames) in runs.items():
-                ms, recall[name] = measure(make, frames)
+                ms, recall[name], moving = measure(make, frames)
                 times[name].append(ms)
-        lit: dict[str, float] = {}
+                first[name] = blind(moving, 0)
+        lit: dict[str, tuple[float, int]] = {}
         for name, (make, frames) in runs.items():
             brighter = [
                 f if i < LIGHTS_ON_AT else cv2.convertScaleAbs(f, alpha=1.35) for i, f in enumerate(frames)
             ]
-            lit[name] = measure(make, brighter)[1]
+            _, lit_recall, moving = measure(make, brighter)
+            lit[name] = (lit_recall, blind(moving, LIGHTS_ON_AT))
         print(f"\n{width}x{height}")
         print(
-            f"  {'detector':28} {'best ms/frame':>13} {'median':>8} {'recall':>7} {'recall, lights on':>18}"
+            f"  {'detector':26} {'best ms/frame':>13} {'median':>7} {'recall':>7} {'1st motion':>10}"
+            f" {'recall, lights on':>17} {'blind after':>11}"
         )
         for name in runs:
             print(
-                f"  {name:28} {min(times[name]):13.3f} {statistics.median(times[name]):8.3f}"
-                f" {recall[name]:7.3f} {lit[name]:18.3f}"
+                f"  {name:26} {min(times[name]):13.3f} {statistics.median(times[name]):7.3f}"
+                f" {recall[name]:7.3f} {first[name]:10d} {lit[name][0]:17.3f} {lit[name][1]:11d}"
             )
         if frigate:
             peer = min(times["Frigate improved, Y plane"])
