@@ -1,14 +1,69 @@
-"""nginx_rtmp on its own: supplied certificate, viewers, local publishing, HLS, RTMP play tokens."""
+"""nginx_rtmp on its own: supplied certificate, viewers, local publishing, HLS, and RTMP play tokens and
+publish keys checked for a client on ANOTHER host (mol-nginx-viewer); the box itself needs neither."""
 
 from __future__ import annotations
 
+import re
+import uuid
+
 import pytest
+import testinfra
 from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-nginx-site"]
 
 NAME = "cctv.example.test"
 CURL = f"curl -s --resolve {NAME}:443:127.0.0.1 --cacert /root/pki/ca.crt"
+# Seen from the other host (Docker's DNS on the shared network).
+REMOTE_RTMP = "rtmp://mol-nginx-site/live"
+TOKEN = "Token-Putar-Lobby-0001"
+WRONG_TOKEN = "Token-Putar-Lobby-9999"
+VAN_KEY = "Kunci-Publikasi-Van-0001"
+AUTH_LOG = "/var/log/nginx/rtmp-auth.log"
+# Tells this session's attempts from those of an earlier `molecule verify` on the same instance.
+RUN = uuid.uuid4().hex[:8]
+PROBE = "timeout 20 ffprobe -v error -show_entries stream=codec_name -of csv=p=0"
+PUBLISH = (
+    "ffmpeg -v error -re -f lavfi -i testsrc2=size=320x180:rate=15 -c:v libx264 -preset ultrafast -g 15 "
+    "-pix_fmt yuv420p -f flv"
+)
+
+
+@pytest.fixture(scope="module")
+def viewer():
+    """The other host: same Docker network as the site, not the site's loopback."""
+    return testinfra.get_host("docker://mol-nginx-viewer")
+
+
+@pytest.fixture(scope="module")
+def viewer_addr(host):
+    """The viewer's address as the site sees it (what nginx-rtmp passes to on_play/on_publish as addr=)."""
+    addr = host.check_output("getent hosts mol-nginx-viewer").split()[0]
+    assert addr != "127.0.0.1"
+    return addr
+
+
+def tag(attempt: str) -> str:
+    """The query argument naming one remote attempt in this session."""
+    return f"attempt={attempt}-{RUN}"
+
+
+def decision(host, attempt: str) -> str:
+    """The one on_play/on_publish request of this attempt in the site's auth log, e.g. 'GET /play?... 403'.
+
+    Every remote attempt carries a unique `attempt=` argument, which nginx-rtmp passes on with the
+    client's other arguments, so a refusal is attributed to the authorisation and not to, say, DNS.
+    """
+    mark = re.compile(rf"[?&]{re.escape(tag(attempt))}[& ]")
+    lines = [line for line in host.file(AUTH_LOG).content_string.splitlines() if mark.search(line)]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def assert_refused(host, result, attempt: str, addr: str) -> None:
+    assert result.rc != 0, result.stdout
+    line = decision(host, attempt)
+    assert f"addr={addr}&" in line and '" 403 ' in line, line
 
 
 def test_nginx_t_passes_and_the_config_is_managed(host):
@@ -36,12 +91,8 @@ def test_a_viewer_no_longer_listed_is_removed(host):
 
 @pytest.fixture(scope="module")
 def publishing(host):
-    """ffmpeg on the box publishes a test stream for 40 s (local publishers need no key)."""
-    host.check_output(
-        "systemd-run --unit=test-publish --collect ffmpeg -v error -re "
-        "-f lavfi -i testsrc2=size=640x360:rate=15 -t 40 "
-        "-c:v libx264 -preset ultrafast -g 15 -pix_fmt yuv420p -f flv rtmp://127.0.0.1/live/lobby"
-    )
+    """ffmpeg on the box publishes "lobby" until the module's tests end (local publishers need no key)."""
+    host.check_output(f"systemd-run --unit=test-publish --collect {PUBLISH} rtmp://127.0.0.1/live/lobby")
     playlist = f"https://{NAME}/hls/lobby/index.m3u8"
     fetch = f"{CURL} -f -o /dev/null -u operator:Operator-Pass-1 {playlist}"
     wait_for(lambda: host.run(fetch).rc == 0, timeout=30)
@@ -60,15 +111,82 @@ def test_local_publish_becomes_hls_with_short_fragments(host, publishing):
         "ffprobe -v error -show_entries stream=codec_name,width,height -of csv=p=0 "
         "https://operator:Operator-Pass-1@127.0.0.1/hls/lobby/index.m3u8"
     )
-    assert out.strip().splitlines()[0] == "h264,640,360"
+    assert out.strip().splitlines()[0] == "h264,320,180"
 
 
-def test_rtmp_play_with_a_token_is_allowed_from_the_box(host, publishing):
-    out = host.check_output(
-        "timeout 20 ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "
-        "'rtmp://127.0.0.1/live/lobby?token=Token-Putar-Lobby-0001'"
-    )
+def test_rtmp_play_from_the_box_needs_no_token(host, publishing):
+    # The recorder's path: 127.0.0.1, no token.
+    assert host.check_output(f"{PROBE} rtmp://127.0.0.1/live/lobby").strip() == "h264"
+
+
+def test_rtmp_play_from_another_host_with_the_token_is_allowed(host, viewer, viewer_addr, publishing):
+    out = viewer.check_output(f"{PROBE} '{REMOTE_RTMP}/lobby?token={TOKEN}&{tag('play-right-token')}'")
     assert out.strip() == "h264"
+    line = decision(host, "play-right-token")
+    assert f"addr={viewer_addr}&" in line and '" 204 ' in line, line
+
+
+def test_rtmp_play_from_another_host_without_a_token_is_refused(host, viewer, viewer_addr, publishing):
+    result = viewer.run(f"{PROBE} '{REMOTE_RTMP}/lobby?{tag('play-no-token')}'")
+    assert_refused(host, result, "play-no-token", viewer_addr)
+
+
+def test_rtmp_play_from_another_host_with_a_wrong_token_is_refused(host, viewer, viewer_addr, publishing):
+    result = viewer.run(f"{PROBE} '{REMOTE_RTMP}/lobby?token={WRONG_TOKEN}&{tag('play-wrong-token')}'")
+    assert_refused(host, result, "play-wrong-token", viewer_addr)
+
+
+@pytest.mark.parametrize("variant", [TOKEN.lower(), TOKEN.upper()], ids=["lower", "upper"])
+def test_rtmp_play_token_is_case_sensitive(host, viewer, viewer_addr, publishing, variant):
+    # nginx's `map` matches plain strings ignoring case; the role's maps use case-sensitive regexes
+    # so that a token in another letter case is a wrong token.
+    attempt = f"play-token-{'lower' if variant.islower() else 'upper'}"
+    result = viewer.run(f"{PROBE} '{REMOTE_RTMP}/lobby?token={variant}&{tag(attempt)}'")
+    assert_refused(host, result, attempt, viewer_addr)
+
+
+def test_rtmp_play_from_another_host_cannot_pose_as_the_box(host, viewer, viewer_addr, publishing):
+    # nginx-rtmp appends the client's arguments after its own addr=, and $arg_addr is the first one.
+    result = viewer.run(f"{PROBE} '{REMOTE_RTMP}/lobby?addr=127.0.0.1&{tag('play-fake-addr')}'")
+    assert_refused(host, result, "play-fake-addr", viewer_addr)
+
+
+def remote_publish(viewer, query: str):
+    """Publish 5 s of test video to "van" from the other host; ffmpeg fails when the site refuses."""
+    return viewer.run(f"timeout 40 {PUBLISH} -t 5 '{REMOTE_RTMP}/van?{query}'")
+
+
+def test_rtmp_publish_from_another_host_without_the_key_is_refused(host, viewer, viewer_addr):
+    result = remote_publish(viewer, tag("publish-no-key"))
+    assert_refused(host, result, "publish-no-key", viewer_addr)
+
+
+def test_rtmp_publish_from_another_host_with_a_wrong_key_is_refused(host, viewer, viewer_addr):
+    result = remote_publish(viewer, f"key=Kunci-Publikasi-Van-9999&{tag('publish-wrong-key')}")
+    assert_refused(host, result, "publish-wrong-key", viewer_addr)
+
+
+def test_rtmp_publish_key_is_case_sensitive(host, viewer, viewer_addr):
+    result = remote_publish(viewer, f"key={VAN_KEY.lower()}&{tag('publish-key-lower')}")
+    assert_refused(host, result, "publish-key-lower", viewer_addr)
+
+
+def test_rtmp_publish_from_another_host_with_the_key_is_allowed(host, viewer, viewer_addr):
+    viewer.check_output(
+        f"systemd-run --unit=test-remote-publish --collect {PUBLISH} "
+        f"'{REMOTE_RTMP}/van?key={VAN_KEY}&{tag('publish-key')}'"
+    )
+
+    def local_play() -> str:
+        return host.run(f"{PROBE} rtmp://127.0.0.1/live/van").stdout.strip()
+
+    try:
+        # The stream exists on the site: its local play (no token needed) reads it.
+        assert wait_for(local_play, timeout=30) == "h264"
+    finally:
+        viewer.run("systemctl stop test-remote-publish")
+    line = decision(host, "publish-key")
+    assert f"addr={viewer_addr}&" in line and '" 204 ' in line, line
 
 
 def test_hls_is_not_served_over_plain_http(host, publishing):
