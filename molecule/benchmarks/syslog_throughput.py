@@ -36,7 +36,8 @@ def sh(container: str, command: str, timeout: float = 600) -> str:
 
 
 def count(container: str, files: str) -> int:
-    return int(sh(container, f"cat {files} 2>/dev/null | grep -c prg0 || true").strip() or 0)
+    """loggen's lines in `files` and in their rotated copies (the site's logrotate may run meanwhile)."""
+    return int(sh(container, f"zcat -f {files}* 2>/dev/null | grep -c prg0 || true").strip() or 0)
 
 
 def peak_rss_mib(container: str) -> float:
