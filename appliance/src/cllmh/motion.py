@@ -72,9 +72,12 @@ class MotionDetector:
         self.frames = 0
 
     def process(self, frame_bgr: np.ndarray) -> MotionResult:
-        gray = cv2.cvtColor(
-            cv2.resize(frame_bgr, self.small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
-        )
+        if frame_bgr.ndim == 2:  # already gray: the Y plane of a yuv420p frame
+            gray = cv2.resize(frame_bgr, self.small, interpolation=cv2.INTER_AREA)
+        else:
+            gray = cv2.cvtColor(
+                cv2.resize(frame_bgr, self.small, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY
+            )
         gray = cv2.GaussianBlur(gray, self.blur, 0)
         if self.mask is not None:
             gray = cv2.bitwise_and(gray, self.mask)

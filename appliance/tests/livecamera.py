@@ -1,0 +1,115 @@
+"""A live camera for the recorder's tests: a real clip looped at its own pace by ffmpeg, served as
+MPEG-TS over HTTP to any number of clients (as the local restream serves the recorder and probes).
+
+`kill()` takes it away (connections reset, port closed), `pause()` / `resume()` freeze the stream
+while connections stay open (a hung camera), `start()` brings it back on the same port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CHUNK = 188 * 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveCamera:
+    def __init__(self, clip: Path, port: int | None = None) -> None:
+        self.clip = clip
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/cam.ts"
+        self.clients: list[queue.Queue] = []
+        self.lock = threading.Lock()
+        self.producer: subprocess.Popen | None = None
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self) -> LiveCamera:
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                chunks: queue.Queue = queue.Queue(maxsize=256)
+                with camera.lock:
+                    camera.clients.append(chunks)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "video/mp2t")
+                    self.end_headers()
+                    while (chunk := chunks.get()) is not None:
+                        self.wfile.write(chunk)
+                except OSError:
+                    pass
+                finally:
+                    with camera.lock:
+                        camera.clients.remove(chunks)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.producer = subprocess.Popen(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(self.clip),
+                "-c",
+                "copy",
+                "-f",
+                "mpegts",
+                "pipe:1",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        threading.Thread(target=self._pump, args=(self.producer,), daemon=True).start()
+        return self
+
+    def _pump(self, producer: subprocess.Popen) -> None:
+        assert producer.stdout is not None
+        while chunk := producer.stdout.read1(CHUNK):  # type: ignore[attr-defined]
+            with self.lock:
+                for client in self.clients:
+                    with contextlib.suppress(queue.Full):  # a client that does not read loses data
+                        client.put_nowait(chunk)
+
+    def pause(self) -> None:
+        assert self.producer is not None
+        self.producer.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.producer is not None
+        self.producer.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        if self.producer is not None and self.producer.poll() is None:
+            self.producer.send_signal(signal.SIGCONT)
+            self.producer.kill()
+            self.producer.wait(timeout=10)
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        with self.lock:
+            for client in self.clients:
+                with contextlib.suppress(queue.Full):
+                    client.put_nowait(None)
