@@ -1,5 +1,6 @@
 """A live camera for the recorder's tests: a real clip looped at its own pace by ffmpeg, served as
 MPEG-TS over HTTP to any number of clients (as the local restream serves the recorder and probes).
+With paced=False (the soak benchmark) it is read as fast as the clients take it, nothing dropped.
 
 `kill()` takes it away (connections reset, port closed), `pause()` / `resume()` freeze the stream
 while connections stay open (a hung camera), `start()` brings it back on the same port.
@@ -26,8 +27,9 @@ def free_port() -> int:
 
 
 class LiveCamera:
-    def __init__(self, clip: Path, port: int | None = None) -> None:
+    def __init__(self, clip: Path, port: int | None = None, *, paced: bool = True) -> None:
         self.clip = clip
+        self.paced = paced
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/cam.ts"
         self.clients: list[queue.Queue] = []
@@ -66,7 +68,7 @@ class LiveCamera:
                 "ffmpeg",
                 "-v",
                 "error",
-                "-re",
+                *(["-re"] if self.paced else []),
                 "-stream_loop",
                 "-1",
                 "-i",
@@ -88,9 +90,11 @@ class LiveCamera:
         assert producer.stdout is not None
         while chunk := producer.stdout.read1(CHUNK):  # type: ignore[attr-defined]
             with self.lock:
-                for client in self.clients:
-                    with contextlib.suppress(queue.Full):  # a client that does not read loses data
-                        client.put_nowait(chunk)
+                clients = list(self.clients)
+            for client in clients:
+                # paced: a client that does not read loses data; unpaced: the readers set the pace
+                with contextlib.suppress(queue.Full):
+                    client.put(chunk, timeout=60) if not self.paced else client.put_nowait(chunk)
 
     def pause(self) -> None:
         assert self.producer is not None

@@ -399,17 +399,15 @@ class Source:
         stdout: IO[bytes] = self.proc.stdout
         size = self.frames.nbytes
         n = 0
-        while not self._stopping.is_set():
-            data = stdout.read(size)
-            if len(data) < size:
-                break
+        while len(data := stdout.read(size)) == size:
+            if self._stopping.is_set():
+                continue  # stopping: drain, so that an ffmpeg blocked writing sees SIGTERM and exits
             pts = self._pts_of(n)
             n += 1
             if pts is None:
                 LOG.warning("%s: frame %d came without its showinfo time; skipped", self.name, n - 1)
                 continue
-            if not self._put((pts, data)):
-                return
+            self._put((pts, data))
         self._put(END)
 
     def health(self) -> str | None:
