@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -117,3 +118,53 @@ class LiveCamera:
             for client in self.clients:
                 with contextlib.suppress(queue.Full):
                     client.put_nowait(None)
+
+
+def flv_tags(path: Path) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """An FLV file as (header, [(timestamp ms, tag with its trailing size)])."""
+    data = path.read_bytes()
+    header_size = int.from_bytes(data[5:9], "big")
+    header, pos, tags = data[: header_size + 4], header_size + 4, []
+    while pos + 11 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4 : pos + 7], "big") | data[pos + 7] << 24
+        tags.append((ts, data[pos : pos + 11 + size + 4]))
+        pos += 11 + size + 4
+    return header, tags
+
+
+class RepublishingCamera:
+    """FLV over HTTP as nginx-rtmp plays it when the camera's publisher reconnects: within the same
+    connection the clip starts again, with its timestamps restarting from zero, again and again."""
+
+    def __init__(self, flv: Path) -> None:
+        self.header, self.tags = flv_tags(flv)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/cam.flv"
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "video/x-flv")
+                    self.end_headers()
+                    self.wfile.write(camera.header)
+                    while True:  # a new publisher each time: timestamps from zero
+                        started = time.monotonic()
+                        for ts, tag in camera.tags:
+                            time.sleep(max(0.0, started + ts / 1000 - time.monotonic()))
+                            self.wfile.write(tag)
+                except OSError:
+                    pass
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -3,6 +3,7 @@ a live HTTP stream from a real local server that is killed, paused and restarted
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from cllmh.detect import Detector
 from cllmh.recorder import CameraRecorder, RecorderConfig, load_config
 from conftest import probe_video
 from footage import H264, MODELS, VTEST, ffmpeg, need, still_scene
-from livecamera import LiveCamera, free_port
+from livecamera import LiveCamera, RepublishingCamera, free_port
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,17 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg("-f", "concat", "-safe", "0", "-i", str(out / "list.txt"), "-c", "copy", str(out / "later.mp4"))
     # as a camera streams it: parameter sets repeated before every keyframe, so a client can join
     ffmpeg("-i", str(need(VTEST)), *H264, "-x264-params", "repeat-headers=1", str(out / "live.ts"))
+    # 20 s of it as FLV, for a publisher that keeps reconnecting (timestamps from zero each time)
+    ffmpeg("-i", str(out / "live.ts"), "-t", "20", "-c", "copy", str(out / "short.flv"))
+    # its substream: the same scene at half size
+    ffmpeg(
+        "-i", str(need(VTEST)), "-vf", "scale=384:288", *H264, "-x264-params", "repeat-headers=1",
+        str(out / "live-sub.ts"),
+    )  # fmt: skip
     return {
         "live": out / "live.ts",
+        "live-sub": out / "live-sub.ts",
+        "short.flv": out / "short.flv",
         "vtest": out / "vtest.mp4",
         "static": out / "static.mp4",
         "lighting": out / "lighting.mp4",
@@ -386,6 +396,27 @@ def test_the_recorder_rides_out_an_outage(
     assert all("person" in s["labels"] for s in sidecars)
 
 
+def test_timestamps_restarting_within_the_connection_restart_the_run(
+    clips: dict[str, Path], tmp_path: Path
+) -> None:
+    camera = RepublishingCamera(clips["short.flv"])
+    log = tmp_path / "recorder.log"
+    try:
+        proc = start_recorder(live_config(tmp_path, camera.url), log, stdout=subprocess.PIPE, text=True)
+        wait_for_log(log, r"event \w+ started")
+        wait_for_log(log, r"restarting ffmpeg: frame timestamps went back by 1\d\.\d s")
+        wait_for_log(log, r"event \w+ started", count=2)  # the next run records again
+        time.sleep(4)
+        result = stop_recorder(proc)
+    finally:
+        camera.close()
+    assert result["restarts"] >= 1 and len(result["kept"]) >= 2
+    sidecars = assert_every_event_whole(tmp_path / "recordings")
+    for sidecar in sidecars:  # no clip grew past the clip's own length (20 s)
+        assert sidecar["clips"][0]["end"] - sidecar["clips"][0]["start"] < 25
+        assert sidecar["end"] - sidecar["start"] < 20
+
+
 def test_sigterm_while_the_camera_hangs_stops_and_keeps_the_open_event(
     clips: dict[str, Path], tmp_path: Path, cameras: Callable[..., LiveCamera]
 ) -> None:
@@ -424,3 +455,40 @@ def test_a_stream_not_up_at_start_is_waited_for(
     wait_for_log(tmp_path / "other.log", "not readable yet")
     stopped = stop_recorder(other)
     assert stopped["kept"] == [] and "Traceback" not in (tmp_path / "other.log").read_text()
+
+
+def ffmpeg_children(pid: int) -> list[list[str]]:
+    """Command lines of the ffmpeg processes `pid` started."""
+    found = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().decode().split("\0")
+            if argv[0] == "ffmpeg":
+                found.append(argv)
+    return found
+
+
+def test_a_substream_is_analysed_while_the_main_stream_is_only_copied(
+    clips: dict[str, Path], tmp_path: Path, cameras: Callable[..., LiveCamera]
+) -> None:
+    main, sub = cameras(clips["live"]), cameras(clips["live-sub"])
+    config = config_data(tmp_path, main.url)
+    config["cameras"][0]["detect_url"] = sub.url
+    path = tmp_path / "recorder.yaml"
+    path.write_text(json.dumps(config))
+    log = tmp_path / "recorder.log"
+    proc = start_recorder(path, log, stdout=subprocess.PIPE, text=True)
+    wait_for_log(log, r"event \w+ started")
+    children = ffmpeg_children(proc.pid)
+    time.sleep(12)
+    result = stop_recorder(proc)
+    copier = next(argv for argv in children if main.url in argv)
+    analyser = next(argv for argv in children if sub.url in argv)
+    assert "pipe:1" not in copier and "-vf" not in copier  # copied, never decoded
+    assert "pipe:1" in analyser and "segment" not in analyser  # decoded, never copied
+    [sidecar] = assert_every_event_whole(tmp_path / "recordings")
+    assert sidecar["analysis_size"] == [384, 288] and sidecar["record_size"] == [768, 576]
+    x1, y1, x2, y2 = sidecar["boxes"]["person"]
+    assert 0 <= x1 < x2 <= 384 and 0 <= y1 < y2 <= 288  # boxes in the analysis frame's pixels
+    stream = probe_video(str(Path(result["kept"][0]) / "clip.mp4"))
+    assert (stream["width"], stream["height"]) == (768, 576)  # the clip is the main stream, copied

@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cllmh import events as ev
 from cllmh.config import load_yaml
-from cllmh.decide import DEFAULT_LABELS, EventState, Span, can_discard, interesting
+from cllmh.decide import DEFAULT_LABELS, EventState, Span, can_discard, interesting, segments_to_keep
 from cllmh.detect import Detection, Detector, regions_around
 from cllmh.ingest import Backoff, redact, redact_text
 from cllmh.motion import MotionConfig, MotionDetector
@@ -246,9 +246,11 @@ class Event:
     motion_area: float = 0.0
 
     def wants(self, seg: Span, *, pre_roll: float, post_roll: float) -> bool:
-        if seg.end <= self.added_until or seg.end <= self.start - pre_roll:
+        """A segment not given yet that overlaps the event (open: until now) widened by the rolls."""
+        if seg.end <= self.added_until:
             return False
-        return self.end is None or seg.start < self.end + post_roll
+        span = Span(self.start, math.inf if self.end is None else self.end)
+        return segments_to_keep([seg], [span], pre_roll=pre_roll, post_roll=post_roll)[0]
 
 
 class CameraRecorder:
@@ -359,10 +361,29 @@ class CameraRecorder:
     def _stop_sources(self) -> None:
         for source in self.sources:
             source.stop()
-        self._collect_segments()  # the last cut, written at ffmpeg's exit
+        if any(source.timeline_broken for source in self.sources) and self.segments_source is not None:
+            # the segment being written when the timestamps went back holds packets from both
+            # timelines (ffmpeg clamps their dts): it would break any clip it is joined into
+            dropped = self.segments_source.new_segments()
+            for seg in dropped:
+                seg.path.unlink(missing_ok=True)
+            if dropped:
+                LOG.warning(
+                    "%s: dropped %d segment(s) written across the timestamp break",
+                    self.camera.name,
+                    len(dropped),
+                )
+        else:
+            self._collect_segments()  # the last cut, written at ffmpeg's exit
+        known = {seg.path for seg in self.segments}
         for source in self.sources:
             if source.segments is not None:
                 source.segments.listing(source.run_number).unlink(missing_ok=True)
+                for leftover in source.segments.cache.glob(
+                    source.segments.pattern(source.run_number).name.replace("%08d", "*")
+                ):
+                    if leftover not in known:  # never listed: ffmpeg was killed while writing it
+                        leftover.unlink(missing_ok=True)
         self.frames_source = self.segments_source = None
 
     def _health(self) -> str | None:

@@ -315,6 +315,7 @@ class Source:
         self.proc: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
         self.problem: str | None = None  # the first sign that this run is broken
+        self.timeline_broken = False  # its timestamps went back or jumped
 
     # -- process -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -426,6 +427,7 @@ class Source:
         pts, data = item
         problem = self.watchdog.on_frame(pts, self.timebase.now())
         self.problem = self.problem or problem
+        self.timeline_broken = self.timeline_broken or problem is not None
         return Frame(self.run.mono(pts), pts, data)
 
     def new_segments(self) -> list[Segment]:
@@ -447,6 +449,7 @@ class Source:
         for name, start, end in entries:
             problem = self.watchdog.on_segment(start, end, self.timebase.now())
             self.problem = self.problem or problem
+            self.timeline_broken = self.timeline_broken or problem is not None
             t_end = self.run.mono(end)  # anchored at a cut when no frame came first
             found.append(Segment(self.segments.cache / name, Span(t_end - (end - start), t_end)))
         return found
