@@ -446,15 +446,18 @@ def test_a_stream_not_up_at_start_is_waited_for(
     result = stop_recorder(proc)
     assert result["kept"]
     assert "Traceback" not in log.read_text()
-    # and a stop during that wait ends it at once
+    # and a stop during that wait ends it at once; the camera's password is never logged
     camera.kill()
     (tmp_path / "other").mkdir()
+    secret = f"http://admin:s3cret@127.0.0.1:{port}/cam.ts"
     other = start_recorder(
-        live_config(tmp_path / "other", url), tmp_path / "other.log", stdout=subprocess.PIPE
+        live_config(tmp_path / "other", secret), tmp_path / "other.log", stdout=subprocess.PIPE
     )
     wait_for_log(tmp_path / "other.log", "not readable yet")
     stopped = stop_recorder(other)
-    assert stopped["kept"] == [] and "Traceback" not in (tmp_path / "other.log").read_text()
+    logged = (tmp_path / "other.log").read_text()
+    assert stopped["kept"] == [] and "Traceback" not in logged
+    assert "admin:***@127.0.0.1" in logged and "s3cret" not in logged
 
 
 def ffmpeg_children(pid: int) -> list[list[str]]:

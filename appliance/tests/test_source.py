@@ -84,6 +84,17 @@ def test_ffmpeg_writes_a_bounded_list_window_by_rename(vtest: Path, tmp_path: Pa
     assert f'openat(AT_FDCWD, "{spec.listing(7)}", O_WRONLY' not in trace  # never written in place
 
 
+def test_segment_names_and_lists_are_unique_per_run(tmp_path: Path) -> None:
+    spec = SegmentSpec(tmp_path, 4)
+    first, second = (
+        ffmpeg_command("rtmp://127.0.0.1/live/cam", run=n, segments=spec, frames=None) for n in (1, 2)
+    )
+    assert str(spec.pattern(1)) in first and str(spec.pattern(2)) in second
+    assert str(spec.listing(1)) in first and str(spec.listing(2)) in second
+    assert spec.pattern(1) != spec.pattern(2) and spec.listing(1) != spec.listing(2)
+    assert "pipe:1" not in first and "-vf" not in first  # segments only: nothing decoded
+
+
 def test_watchdog_sees_stalled_frames() -> None:
     dog = Watchdog(stall_s=15, segment_s=4, frames=True, segments=False, started=100)
     assert dog.check(129) is None  # connecting and probing: twice stall_s for the first frame
