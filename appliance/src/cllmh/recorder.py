@@ -23,16 +23,12 @@ source returns starts a new event. A file source ends the recording at its end.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import re
 import subprocess
 import threading
-import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
@@ -42,15 +38,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from cllmh import events as ev
 from cllmh.config import load_yaml
-from cllmh.decide import DEFAULT_LABELS, EventState, Span, can_discard, interesting, segments_to_keep
+from cllmh.decide import DEFAULT_LABELS, EventState, interesting
 from cllmh.detect import Detection, Detector, regions_around
 from cllmh.ingest import Backoff, redact, redact_text
+from cllmh.keeper import EventKeeper
 from cllmh.motion import MotionConfig, MotionDetector
 from cllmh.source import (
     END,
     Frame,
     FrameSpec,
-    Segment,
     SegmentSpec,
     Source,
     input_options,
@@ -59,7 +55,6 @@ from cllmh.source import (
 from cllmh.timebase import Clock, TimeBase
 
 LOG = logging.getLogger("cllmh.recorder")
-KEPT_IN_REPORT = 100  # the report lists the last kept events; the count is in "kept_events"
 
 
 def _stream_url(value: str) -> str:
@@ -213,46 +208,6 @@ def y_plane(frame: Frame, size: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(frame.data, np.uint8, count=width * height).reshape(height, width)
 
 
-def snapshot(frame_bgr: np.ndarray, det: Detection) -> bytes:
-    """JPEG of the frame with the detection's box and label drawn."""
-    x1, y1, x2, y2 = det.box
-    snap = frame_bgr.copy()
-    cv2.rectangle(snap, (x1, y1), (x2, y2), (0, 0, 255), 2)
-    cv2.putText(
-        snap,
-        f"{det.label} {det.score:.2f}",
-        (x1, max(12, y1 - 4)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        0.5,
-        (0, 0, 255),
-        1,
-    )
-    ok, jpeg = cv2.imencode(".jpg", snap)
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return jpeg.tobytes()
-
-
-@dataclass
-class Event:
-    """An event being recorded (times are recorder times)."""
-
-    event_id: str
-    start: float
-    writer: ev.EventWriter
-    end: float | None = None  # set when it ended; finished once its post-roll is on disk
-    added_until: float = -math.inf  # end of the last segment given to the writer
-    detections: dict[str, Detection] = field(default_factory=dict)
-    motion_area: float = 0.0
-
-    def wants(self, seg: Span, *, pre_roll: float, post_roll: float) -> bool:
-        """A segment not given yet that overlaps the event (open: until now) widened by the rolls."""
-        if seg.end <= self.added_until:
-            return False
-        span = Span(self.start, math.inf if self.end is None else self.end)
-        return segments_to_keep([seg], [span], pre_roll=pre_roll, post_roll=post_roll)[0]
-
-
 class CameraRecorder:
     def __init__(
         self,
@@ -270,9 +225,13 @@ class CameraRecorder:
         self.timebase = TimeBase(clock)
         self.cache = config.cache_dir / camera.name
         self.root = config.recordings_dir
-        self.segments: list[Segment] = []  # completed, in the cache, oldest first
-        self.closed: list[Event] = []  # ended, waiting for their post-roll segments
-        self.event: Event | None = None
+        self.keeper = EventKeeper(
+            self.root,
+            camera.name,
+            pre_roll=config.pre_roll,
+            post_roll=config.post_roll,
+            timebase=self.timebase,
+        )
         self.state = EventState(n=config.event_n, m=config.event_m, quiet_s=config.event_quiet_s)
         self.last_detect = -math.inf
         self.detect_second = (-1, 0)  # (second of recorder time, detector runs in it)
@@ -282,13 +241,9 @@ class CameraRecorder:
             "detector_runs": 0,
             "detector_calls": 0,
             "max_detector_runs_in_a_second": 0,
-            "events": 0,
-            "kept_events": 0,
             "restarts": 0,
             "stream_seconds": 0.0,
         }
-        self.kept: deque[Path] = deque(maxlen=KEPT_IN_REPORT)
-        self.info: dict = {}
         self.size = (0, 0)
         self.run_number = 0
         self.frames_source: Source | None = None
@@ -324,7 +279,7 @@ class CameraRecorder:
                 stop.wait(wait)
                 continue
             self.size = analysis_size(analysed, self.config.analysis_width)
-            self.info = {
+            self.keeper.info = {
                 "model": self.config.model.path.name,
                 "pre_roll": self.config.pre_roll,
                 "post_roll": self.config.post_roll,
@@ -375,7 +330,7 @@ class CameraRecorder:
                 )
         else:
             self._collect_segments()  # the last cut, written at ffmpeg's exit
-        known = {seg.path for seg in self.segments}
+        known = {seg.path for seg in self.keeper.segments}
         for source in self.sources:
             if source.segments is not None:
                 source.segments.listing(source.run_number).unlink(missing_ok=True)
@@ -385,6 +340,10 @@ class CameraRecorder:
                     if leftover not in known:  # never listed: ffmpeg was killed while writing it
                         leftover.unlink(missing_ok=True)
         self.frames_source = self.segments_source = None
+
+    def _collect_segments(self) -> None:
+        if self.segments_source is not None:
+            self.keeper.add_segments(self.segments_source.new_segments())
 
     def _health(self) -> str | None:
         for source in self.sources:
@@ -421,35 +380,18 @@ class CameraRecorder:
                 )
         transition = self.state.update(t, seen)
         if transition == "start":
-            self._open(self.state.start if self.state.start is not None else t, seen)
-        event = self.event
+            self.keeper.open(self.state.start if self.state.start is not None else t, seen)
+        event = self.keeper.event
         if event is None:
             return
-        event.motion_area = max(event.motion_area, result.changed_fraction)
-        better = [
-            d
-            for d in found
-            if d.label in seen
-            and (d.label not in event.detections or d.score > event.detections[d.label].score)
-        ]
-        if better and bgr is not None:
-            best_before = max((d.score for d in event.detections.values()), default=0.0)
-            for d in better:
-                event.detections[d.label] = d
-            top = max(better, key=lambda d: d.score)
-            event.writer.update(
-                labels={label: round(d.score, 3) for label, d in event.detections.items()},
-                snapshot_jpeg=snapshot(bgr, top) if top.score > best_before else None,
-                boxes={label: list(d.box) for label, d in event.detections.items()},
-                motion_area=round(event.motion_area, 4),
-            )
+        self.keeper.sighting(found, seen, bgr, result.changed_fraction)
         if transition == "end":
-            self._close(self.state.last_seen if self.state.last_seen is not None else t)
+            self.keeper.close(self.state.last_seen if self.state.last_seen is not None else t)
             self.state.reset()
         elif t - event.start >= self.config.max_event_s:
             # a long event is recorded in parts: this part ends here, the next starts here
-            self._close(t)
-            self._open(t, dict(self.state.labels), part=True)
+            self.keeper.close(t)
+            self.keeper.open(t, dict(self.state.labels), part=True)
 
     def _count_detector_run(self, t: float) -> None:
         self.stats["detector_runs"] += 1
@@ -458,100 +400,9 @@ class CameraRecorder:
         self.detect_second = (int(t), runs)
         self.stats["max_detector_runs_in_a_second"] = max(self.stats["max_detector_runs_in_a_second"], runs)
 
-    def _open(self, start: float, seen: dict[str, float], part: bool = False) -> None:
-        event_id = uuid.uuid4().hex[:12]
-        writer = ev.EventWriter.open(
-            self.root,
-            camera=self.camera.name,
-            event_id=event_id,
-            start=self.timebase.wall(start),
-            info=self.info,
-        )
-        self.event = Event(event_id, start, writer)
-        self.stats["events"] += 1
-        LOG.info(
-            "%s: event %s %s (%s)",
-            self.camera.name,
-            event_id,
-            "continues in a new part" if part else "started",
-            ", ".join(seen),
-        )
-        self._give_segments(self.event, self.segments)  # the pre-roll already in the cache
-
-    def _close(self, end: float) -> None:
-        event = self.event
-        assert event is not None
-        event.end = max(end, event.start)
-        self.closed.append(event)
-        self.event = None
-        LOG.info("%s: event %s ended after %.1f s", self.camera.name, event.event_id, event.end - event.start)
-
-    def _give_segments(self, event: Event, segments: list[Segment]) -> None:
-        for seg in segments:
-            if event.wants(seg.span, pre_roll=self.config.pre_roll, post_roll=self.config.post_roll):
-                if not seg.path.exists():
-                    LOG.warning(
-                        "%s: segment %s vanished before event %s took it",
-                        self.camera.name,
-                        seg.path.name,
-                        event.event_id,
-                    )
-                    continue
-                event.writer.add_segment(
-                    seg.path, self.timebase.wall(seg.span.start), self.timebase.wall(seg.span.end)
-                )
-                event.added_until = seg.span.end
-
-    def _collect_segments(self) -> None:
-        if self.segments_source is None:
-            return
-        new = self.segments_source.new_segments()
-        if not new:
-            return
-        self.segments.extend(new)
-        for event in [*self.closed, *([self.event] if self.event else [])]:
-            self._give_segments(event, new)
-
-    def _finish(self, event: Event) -> None:
-        assert event.end is not None
-        path = event.writer.finish(end=self.timebase.wall(event.end))
-        if path is None:
-            LOG.warning("%s: event %s had no segments on disk", self.camera.name, event.event_id)
-            return
-        self.kept.append(path)
-        self.stats["kept_events"] += 1
-        labels = {label: round(d.score, 3) for label, d in event.detections.items()}
-        LOG.info("%s: kept event %s (%s) in %s", self.camera.name, event.event_id, labels, path)
-
-    def housekeeping(self, final: bool = False) -> None:
-        """Finish events whose post-roll is on disk (all of them if `final`); delete segments
-        nobody can want."""
-        newest_end = self.segments[-1].span.end if self.segments else -math.inf
-        for event in list(self.closed):
-            assert event.end is not None
-            if final or newest_end >= event.end + self.config.post_roll:
-                self._finish(event)
-                self.closed.remove(event)
-        pending = [e.start for e in self.closed] + ([self.event.start] if self.event else [])
-        now = self.timebase.latest
-        keep: list[Segment] = []
-        for seg in self.segments:
-            if final or can_discard(
-                seg.span, now=now, open_event_start=min(pending, default=None), pre_roll=self.config.pre_roll
-            ):
-                with contextlib.suppress(FileNotFoundError):
-                    seg.path.unlink()
-            else:
-                keep.append(seg)
-        self.segments = keep
-
     def _end_events(self) -> None:
-        """The source is gone: end the open event at its last sighting, finish every event with
-        the segments on disk."""
-        if self.event is not None:
-            self._close(self.state.last_seen if self.state.last_seen is not None else self.last_t)
+        self.keeper.end_all(self.state.last_seen if self.state.last_seen is not None else self.last_t)
         self.state.reset()
-        self.housekeeping(final=True)
 
     # -- the loop ------------------------------------------------------------------------------
     def _clear_cache(self) -> None:
@@ -599,7 +450,7 @@ class CameraRecorder:
         self._stop_sources()
         self._end_events()
         self.stats["stream_seconds"] = round(self.last_t - (self.first_t or self.last_t), 3)
-        return {**self.stats, "kept": [str(p) for p in self.kept]}
+        return {**self.stats, **self.keeper.counts, "kept": [str(p) for p in self.keeper.kept]}
 
     def _record(self, stop: threading.Event, motion: MotionDetector) -> str | None:
         """One run of the sources; returns why it ended (None: stopped)."""
@@ -620,7 +471,7 @@ class CameraRecorder:
             ):
                 next_tick = self.timebase.now() + 1.0
                 self._collect_segments()
-                self.housekeeping()
+                self.keeper.housekeeping()
                 problem = self._health()
                 if problem:
                     return problem
