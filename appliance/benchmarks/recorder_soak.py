@@ -90,7 +90,7 @@ def soak(hours: int, work: Path) -> None:
             print(
                 f"  stream {hour:3d} h after {time.monotonic() - started:7.0f} s: frames {samples[-1][2]:7d}"
                 f"  RSS {samples[-1][3]:6.1f} MB  cache files {cache_files}"
-                f"  events {recorder.stats['events']}  restarts {recorder.stats['restarts']}",
+                f"  events {recorder.keeper.counts['events']}  restarts {recorder.stats['restarts']}",
                 flush=True,
             )
             hour += 1
