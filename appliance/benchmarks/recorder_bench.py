@@ -117,7 +117,7 @@ def record(path: Path, work: Path) -> dict:
     )
     detector = Detector(config.model.path, anchors_path=config.model.anchors, threshold=0.5)
     result = CameraRecorder(config, config.cameras[0], detector).run()
-    kept = sum(f.stat().st_size for f in (work / "rec").rglob("clip-*.mp4"))
+    kept = sum(f.stat().st_size for f in (work / "rec").rglob("clip*.mp4"))
     labels = []
     for event in result["kept"]:
         labels.append(json.loads((Path(event) / "event.json").read_text())["labels"])

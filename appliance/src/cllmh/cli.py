@@ -177,7 +177,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     detector = Detector(
         config.model.path,
         anchors_path=config.model.anchors,
-        threshold=min(config.model.thresholds.values()),
+        threshold=config.model.detector_threshold,
         threads=config.model.threads,
     )
     stop = _stop_on_signals()
