@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,12 @@ def need(binary: str) -> str:
     if path is None:
         pytest.fail(f"{binary} is required for this test; `make test` installs it")
     return path
+
+
+def run_cllmh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`cllmh ARGS` in its own process, as a service or an operator runs it; output captured."""
+    command = [sys.executable, "-m", "cllmh.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def probe_video(path_or_url: str) -> dict:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from cllmh import events as ev
+from conftest import run_cllmh
 
 HERE = Path(__file__).parent
 
@@ -350,13 +351,7 @@ def test_under_space_pressure_malformed_events_go_first(small_fs: Path, tmp_path
     with open(small_fs / "filler", "wb") as filler:
         filler.write(b"\0" * (st.f_bavail * st.f_frsize - 1_500_000))
     config = guard_config(tmp_path, small_fs)
-    done = subprocess.run(
-        [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cllmh("guard", "--config", str(config), "--once")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["free_percent"] >= 25
     assert not any(p.exists() for p in bad), done.stderr
@@ -382,13 +377,7 @@ def test_an_event_that_cannot_be_deleted_does_not_stop_the_others(small_fs: Path
     stuck = old[0]  # the oldest: the first the guard tries
     config = guard_config(tmp_path, small_fs)
     with immutable(stuck):
-        done = subprocess.run(
-            [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_cllmh("guard", "--config", str(config), "--once")
         assert done.returncode == 0, done.stderr
         assert f"cannot delete event {stuck} (Operation not permitted)" in done.stderr
         assert [p for p in old if p.exists()] == [stuck]
@@ -412,13 +401,7 @@ def test_an_event_that_cannot_be_deleted_does_not_stop_the_others(small_fs: Path
             logging.getLogger("cllmh.guard").removeHandler(handler)
         assert sum("cannot delete event" in m for m in logged) == 1, logged
     # Once it can be deleted, it is, and recorded once.
-    again = subprocess.run(
-        [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    again = run_cllmh("guard", "--config", str(config), "--once")
     assert again.returncode == 0 and not stuck.exists(), again.stderr
     assert sorted(deletion_rows(root)) == [f"old{n}" for n in range(6)]
 
@@ -453,13 +436,7 @@ def test_status_reads_the_service_s_figures_read_only_and_once_leaves_them_alone
     segment.parent.mkdir(parents=True)
 
     def status(*extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "cllmh.cli", "guard", "--config", str(config), *extra],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_cllmh("guard", "--config", str(config), *extra, timeout=60)
 
     assert status("--status").returncode == 1  # nothing stored yet: said, not invented
     service = cllmh("guard", "--config", str(config), stderr=subprocess.PIPE, text=True)

@@ -22,7 +22,7 @@ import pytest
 from cllmh import events as ev
 from cllmh.detect import Detector
 from cllmh.recorder import CameraRecorder, RecorderConfig, load_config
-from conftest import probe_video
+from conftest import probe_video, run_cllmh
 from footage import H264, MODELS, VTEST, ffmpeg, need, still_scene
 from livecamera import LiveCamera, RepublishingCamera, free_port
 
@@ -241,13 +241,7 @@ def test_configuration_errors_are_clear(tmp_path: Path) -> None:
     message = str(exc.value)
     for part in ("cameras.0.name", "cameras.0.source", "cameras.0.detect_url", "model", "surprise"):
         assert part in message, message
-    cli = subprocess.run(
-        [sys.executable, "-m", "cllmh.cli", "record", "--config", str(bad), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    cli = run_cllmh("record", "--config", str(bad), "--check", timeout=60)
     assert cli.returncode == 2 and "surprise" in cli.stderr
 
 
@@ -263,13 +257,7 @@ def test_empty_thresholds_are_refused_by_check_and_partial_ones_default(tmp_path
         "anchors": str(MODELS / "ssdlite_anchors.npy"),
     }
     empty = write_config(tmp_path, Path("/tmp/x.mp4"), model={**model, "thresholds": {}})
-    cli = subprocess.run(
-        [sys.executable, "-m", "cllmh.cli", "record", "--config", str(empty), "--check"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    cli = run_cllmh("record", "--config", str(empty), "--check", timeout=60)
     assert cli.returncode == 2 and "model.thresholds" in cli.stderr and "default" in cli.stderr, cli.stderr
     assert "Traceback" not in cli.stderr
     partial = load_config(
