@@ -11,6 +11,7 @@ Configurations: the 768x576 camera analysed on its main stream, then on its 384x
 the same footage as a 1920x1080 camera, analysed on its main stream, then on a 640x360 substream.
 
 Usage: python benchmarks/recorder_cpu_bench.py [--seconds 60] [--warmup 15] [--only NAME]
+                                              [--analysis both|main|substream]
 """
 
 from __future__ import annotations
@@ -125,6 +126,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=15.0)
     parser.add_argument("--only", choices=sorted(CAMERAS))
+    parser.add_argument(
+        "--analysis",
+        choices=("both", "main", "substream"),
+        default="both",
+        help="rows to run (main: also for a recorder without substream support, to compare)",
+    )
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; {args.seconds:g} s measured after {args.warmup:g} s of warm-up per row")
     print(f"{'camera':<10} {'analysed on':<22} {'python':>8} {'ffmpeg':>8} {'total':>8} {'cameras/core':>13}")
@@ -135,7 +142,9 @@ def main() -> int:
                 continue
             camera, url = start_camera(encode(out, main_size), encode(out, sub_size))
             try:
-                for substream in (False, True):
+                for substream in {"both": (False, True), "main": (False,), "substream": (True,)}[
+                    args.analysis
+                ]:
                     work = out / f"{name}-{substream}"
                     work.mkdir()
                     r = measure(url, substream, work, args.seconds, args.warmup)
