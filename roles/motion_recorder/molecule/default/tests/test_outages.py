@@ -1,11 +1,13 @@
 """The recorder through what a site lives with: an event visible while it happens, a camera outage,
-nginx reloaded, the ingest restarted, the recorder killed mid-event. After each, a person event that
-starts afterwards is kept whole, by the same recorder process where it did not die."""
+nginx reloaded, the ingest restarted, the recorder killed mid-event, the whole site restarted.
+After each, a person event that starts afterwards is kept whole, by the same recorder process
+where it did not die."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -132,4 +134,24 @@ def test_a_recorder_killed_mid_event_keeps_what_it_wrote(host):
     assert rows, host.check_output("journalctl -u %s --no-pager -n 40", UNIT)
     sidecar = whole(host, rows[0])
     assert sidecar["truncated"] is True and sidecar["labels"]["person"] >= 0.5
+    person_event_kept_after(host, time.time())
+
+
+def test_a_site_restarted_mid_event_keeps_what_it_wrote(host):
+    """A container restart with no grace (`docker restart -t 0`: everything killed at once, as in a
+    reboot after a crash): the recorder starts again at boot and keeps the open event's video."""
+    wait_for(lambda: events(host, "end is null"), timeout=60, interval=1)
+    time.sleep(6)
+    (open_event,) = events(host, "end is null")[:1]
+    subprocess.run(["docker", "restart", "-t", "0", "mol-rec-site"], check=True, timeout=120)
+
+    def recovered() -> list[dict]:
+        try:
+            return events(host, "id = ? and end is not null", open_event["id"])
+        except AssertionError:  # the container is still booting
+            return []
+
+    rows = wait_for(recovered, timeout=150, interval=3)
+    assert rows, host.run("journalctl -b -u %s --no-pager -n 40", UNIT).stdout
+    assert whole(host, rows[0])["truncated"] is True
     person_event_kept_after(host, time.time())
