@@ -27,6 +27,7 @@ def event(name: str, cls: RetentionClass, age_days: float, size: int = 100 * MB,
         complete=kw.get("complete", True),
         in_progress=kw.get("in_progress", False),
         mtime=kw.get("mtime", start),
+        malformed=kw.get("malformed"),
     )
 
 
@@ -148,18 +149,9 @@ def test_config_errors_are_clear(tmp_path: Path) -> None:
 
 
 def malformed(name: str, age_days: float, size: int = 100 * MB) -> EventInfo:
-    mtime = NOW - age_days * DAY
-    return EventInfo(
-        event_id=name,
-        camera="cam1",
-        path=Path("/r") / name,
-        start=mtime,
-        size_bytes=size,
-        retention=OTHER,
-        complete=False,
-        in_progress=False,
-        mtime=mtime,
-        malformed="labels is not an object of scores but list",
+    """An event whose sidecar cannot be used: dated by its directory's mtime, class unknown."""
+    return event(
+        name, OTHER, age_days, size, complete=False, malformed="labels is not an object of scores but list"
     )
 
 

@@ -78,26 +78,35 @@ def test_every_url_in_ffmpeg_messages_is_redacted() -> None:
     )
 
 
+class FakeClock:
+    """A clock the supervisor reads and sleeps on: sleeping advances it at once and is recorded."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.t += seconds
+
+
 def test_supervisor_backs_off_between_failed_runs() -> None:
-    now = [0.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
+    clock = FakeClock()
     sup = ingest.Supervisor(
         "cam",
         [sys.executable, "-c", "raise SystemExit(3)"],
         ingest.Backoff(initial=1, maximum=4),
-        clock=lambda: now[0],
-        sleep=sleep,
+        clock=clock.now,
+        sleep=clock.sleep,
     )
     assert sup.run(max_runs=4) == 3
     assert sup.failures == 4
     # 1 + 2 + 4 + 4 seconds of waiting, taken in slices of at most 0.5 s
-    assert sum(slept) == pytest.approx(11)
-    assert max(slept) <= 0.5
+    assert sum(clock.slept) == pytest.approx(11)
+    assert max(clock.slept) <= 0.5
 
 
 # --- real processes -----------------------------------------------------------------------
@@ -210,19 +219,13 @@ def test_an_h265_camera_is_named_with_the_fix_and_retried_at_the_maximum_backoff
     )
     try:
         _wait_listening(port, server)
-        now = [0.0]
-        slept: list[float] = []
-
-        def sleep(seconds: float) -> None:
-            slept.append(seconds)
-            now[0] += seconds
-
+        clock = FakeClock()
         sup = ingest.Supervisor(
             "gerbang",
             ingest.ffmpeg_command(str(hevc_clip), f"rtmp://127.0.0.1:{port}/live/cam1"),
             ingest.Backoff(initial=1, maximum=8),
-            clock=lambda: now[0],
-            sleep=sleep,
+            clock=clock.now,
+            sleep=clock.sleep,
         )
         with caplog.at_level(logging.INFO, logger="cllmh.ingest"):
             assert sup.run(max_runs=1) != 0
@@ -235,4 +238,4 @@ def test_an_h265_camera_is_named_with_the_fix_and_retried_at_the_maximum_backoff
     assert len(errors) == 1, errors
     assert errors[0].startswith("gerbang: cannot restream: the camera sends H.265")
     assert "main stream to H.264" in errors[0] and "H.264 substream" in errors[0]
-    assert sum(slept) == pytest.approx(8)  # the maximum after the first failure, not 1 s
+    assert sum(clock.slept) == pytest.approx(8)  # the maximum after the first failure, not 1 s
