@@ -104,9 +104,11 @@ molecule: venv host-packages image
 	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
 	  echo "==> molecule test: $$role_dir ($$scenario)"; \
 	  start=$$(date +%s); \
+	  log=$(ROOT)/build/molecule-logs/$$(basename $$role_dir)-$$scenario.log; mkdir -p $$(dirname $$log); \
 	  ( cd $$role_dir && timeout --kill-after=30 $(MOLECULE_TIMEOUT) \
-	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) \
-	    || { echo "!! molecule scenario $$role_dir/$$scenario failed"; exit 1; }; \
+	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) 2>&1 | tee $$log \
+	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
+	         grep -a -E '^(FAILED|ERROR) |^E  |fatal: \[|^_{5,} test' $$log | tail -n 60 || true; exit 1; }; \
 	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
