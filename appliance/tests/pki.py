@@ -96,6 +96,7 @@ class FleetCA:
         common_name: str,
         usage: x509.ObjectIdentifier,
         names: list[str],
+        *,
         not_after: dt.datetime,
         not_before: dt.datetime | None = None,
     ) -> Issued:
@@ -129,12 +130,18 @@ class FleetCA:
     def server(self, *names: str, days: int = 365) -> Issued:
         """A head-office server certificate for `names` (DNS names or IP addresses)."""
         return self._issue(
-            f"server-{names[0]}", names[0], ExtendedKeyUsageOID.SERVER_AUTH, list(names), _now() + days * _DAY
+            f"server-{names[0]}",
+            names[0],
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            list(names),
+            not_after=_now() + days * _DAY,
         )
 
     def site(self, site: str, days: int = 365) -> Issued:
         """A site's client certificate: CN = the site's name."""
-        return self._issue(f"site-{site}", site, ExtendedKeyUsageOID.CLIENT_AUTH, [], _now() + days * _DAY)
+        return self._issue(
+            f"site-{site}", site, ExtendedKeyUsageOID.CLIENT_AUTH, [], not_after=_now() + days * _DAY
+        )
 
     def expired_site(self, site: str) -> Issued:
         """A client certificate of this CA whose validity ended yesterday."""
