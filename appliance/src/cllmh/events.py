@@ -466,6 +466,70 @@ class Index:
         return json.loads(row[0]) if row else None
 
 
+@contextlib.contextmanager
+def read_only(root: Path) -> Iterator[sqlite3.Connection | None]:
+    """A connection to the index that cannot write anything (None if there is no index yet): opened
+    read-only, and without locking when no writer has it open (no -wal file), so neither the database
+    nor its -wal/-shm files are created or changed. Raises sqlite3.Error if it cannot be read."""
+    path = root / INDEX_NAME
+    if not path.is_file():
+        yield None
+        return
+    active = Path(f"{path}-wal").exists()
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if active else "&immutable=1")
+    db = sqlite3.connect(uri, uri=True, timeout=5)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEvent:
+    """A finished event as the index lists it (its files are under `path`)."""
+
+    event_id: str
+    camera: str
+    start: float
+    end: float
+    path: Path
+
+
+def finished_events(root: Path, since: float) -> list[IndexedEvent]:
+    """Finished events (end set: event.json written) that started at or after `since`, oldest first,
+    read without writing. An event being recorded has no end yet and is listed once it is finished."""
+    with read_only(root) as db:
+        if db is None:
+            return []
+        try:
+            rows = db.execute(
+                "SELECT id, camera, start, end, path FROM events"
+                " WHERE end IS NOT NULL AND start >= ? ORDER BY start",
+                (since,),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+    return [IndexedEvent(r[0], r[1], float(r[2]), float(r[3]), Path(r[4])) for r in rows]
+
+
+def deletions_since(root: Path, since: float, retention: RetentionClass) -> int:
+    """How many events of this class were deleted since `since` (read without writing)."""
+    with read_only(root) as db:
+        if db is None:
+            return 0
+        try:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM deletions WHERE at >= ? AND retention = ?", (since, retention.label)
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return 0
+            raise
+    return int(count)
+
+
 # -- writing events ---------------------------------------------------------------------------
 # The one writer of the layout above. An event is visible from its start (index row with end NULL,
 # snapshot as soon as there is a detection) and recorded progressively: each completed cache segment
