@@ -8,7 +8,8 @@ anything again, and so does a repeated event id under another key. It records ev
 received (including repeats) so a test can count at the receiver.
 
 `hold_events`: after the next event is stored, its answer waits until `release()`: a test can kill
-the reporter while the receiver has the event and the reporter has no answer yet.
+the reporter while the receiver has the event and the reporter has no answer yet. `Store.fail_next`
+and `Store.refuse` make it answer 503 (nothing stored) or 400 (a field refused), as head office may.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Store:
     events: dict[str, dict] = field(default_factory=dict)  # event id -> event, stored once
     heartbeats: list[dict] = field(default_factory=list)
     tls_failures: int = 0
+    # Knobs of a test: answer 503 to the next N requests (storing nothing), and 400 to these event ids.
+    fail_next: int = 0
+    refuse: set[str] = field(default_factory=set)
 
     def event_requests(self) -> list[Request]:
         with self.lock:
@@ -63,29 +67,54 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:
-        receiver = self.server
+    def _read(self) -> tuple[str, str, str, bytes, dict] | None:
+        """(kind, key, client CN, raw body, body) of a well-formed request; else answers it, None."""
         kind = PATHS.get(self.path)
-        if kind is None:
-            self._answer(404, {"error": f"no such path {self.path}"})
-            return
         cert = self.connection.getpeercert() or {}  # type: ignore[attr-defined]
         cn = next((v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"), "")
         key = self.headers.get("Idempotency-Key", "")
         raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if not key:
-            self._answer(400, {"error": "no Idempotency-Key"})
+        body: dict = {}
+        if kind is None:
+            problem = (404, f"no such path {self.path}")
+        elif not key:
+            problem = (400, "no Idempotency-Key")
+        elif self.headers.get("Content-Type") != "application/json":
+            problem = (415, "not JSON")
+        else:
+            try:
+                body, problem = json.loads(raw), None
+            except ValueError:
+                problem = (400, "malformed JSON")
+        if problem is not None or kind is None:
+            status, error = problem or (404, "")
+            self._answer(status, {"error": error})
+            return None
+        return kind, key, cn, raw, body
+
+    def _refusal(self, store: Store, kind: str, key: str, cn: str, body: dict) -> bool:
+        """Answer as a failing or refusing head office when a test asks for it (holds store.lock)."""
+        if store.fail_next > 0:
+            store.fail_next -= 1
+            store.requests.append(Request("unavailable", key, cn, body, False))
+            self._answer(503, {"error": "unavailable"})
+            return True
+        if kind == "event" and body["event"]["id"] in store.refuse:
+            store.requests.append(Request("refused", key, cn, body, False))
+            self._answer(400, {"error": "labels must be scores", "field": "event.labels"})
+            return True
+        return False
+
+    def do_POST(self) -> None:
+        receiver = self.server
+        request = self._read()
+        if request is None:
             return
-        if self.headers.get("Content-Type") != "application/json":
-            self._answer(415, {"error": "not JSON"})
-            return
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            self._answer(400, {"error": "malformed JSON"})
-            return
+        kind, key, cn, raw, body = request
         store = receiver.store
         with store.lock:
+            if self._refusal(store, kind, key, cn, body):
+                return
             if key in store.keys and store.keys[key] != raw:
                 self._answer(409, {"error": "idempotency key reused with a different body"})
                 return
@@ -104,9 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
                 receiver.holding.set()
         if hold:
             receiver.released.wait(60)
-        self._answer(
-            200 if duplicate or kind == "heartbeat" else 201, {"status": "ok", "duplicate": duplicate}
-        )
+        status = 200 if duplicate or kind == "heartbeat" else 201
+        self._answer(status, {"status": "ok", "duplicate": duplicate})
 
 
 class SiteReceiverServer(ThreadingHTTPServer):

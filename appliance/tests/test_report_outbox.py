@@ -43,7 +43,7 @@ def test_heartbeats_coalesce_to_the_latest(box: Outbox) -> None:
     for n in range(5):
         box.enqueue_heartbeat(f"hb{n}".encode(), NOW + n)
     pending = box.due(NOW + 10)
-    assert [(m.kind, m.body) for m in pending] == [(EVENT, b"e"), (HEARTBEAT, b"hb4")]
+    assert [(m.kind, m.body) for m in pending] == [(HEARTBEAT, b"hb4"), (EVENT, b"e")]
 
 
 def test_a_failed_message_waits_and_keeps_its_key(box: Outbox) -> None:
@@ -81,3 +81,19 @@ def test_the_bound_drops_only_events_older_than_it_and_logs_each(
     assert box.seen(["gate/old", "gate/young"]) == {"gate/young"}, "seen pruned past the bound"
     stats = box.stats()
     assert (stats.pending, stats.pending_events, stats.oldest) == (1, 1, NOW - 29 * DAY)
+
+
+def test_the_heartbeat_is_due_first(box: Outbox) -> None:
+    box.enqueue_event("gate/ev1", NOW, b"e1", NOW)
+    box.enqueue_heartbeat(b"hb", NOW + 1)
+    box.enqueue_event("gate/ev2", NOW, b"e2", NOW + 2)
+    assert [m.body for m in box.due(NOW + 3)] == [b"hb", b"e1", b"e2"]
+
+
+def test_a_clock_set_back_does_not_hold_retries_past_the_maximum_wait(box: Outbox) -> None:
+    box.enqueue_event("gate/ev1", NOW, b"{}", NOW)
+    box.failed(box.due(NOW)[0], next_try=NOW + 100, error="timeout")
+    earlier = NOW - 3 * 3600  # NTP corrected a clock that ran 3 h fast
+    assert box.due(earlier) == []
+    assert [m.ref for m in box.due(earlier, max_wait=300)] == ["gate/ev1"]
+    assert box.due(NOW + 50, max_wait=300) == [], "an ordinary wait is kept"

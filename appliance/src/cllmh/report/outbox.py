@@ -136,12 +136,17 @@ class Outbox:
             )
         return key
 
-    def due(self, now: float, limit: int = 50) -> list[Message]:
-        """Pending messages whose next try has come, oldest first."""
+    def due(self, now: float, limit: int = 50, max_wait: float | None = None) -> list[Message]:
+        """Pending messages whose next try has come: the heartbeat first (head office sees the site's
+        state even behind a backlog of events), then oldest first. With `max_wait`, a next try more
+        than that far ahead counts as due too: the clock was set back (a site without a battery-backed
+        clock corrected by NTP) and no retry may wait longer than the backoff's maximum."""
+        horizon = now + max_wait if max_wait is not None else float("inf")
         rows = self.db.execute(
             "SELECT id, key, kind, ref, body, created, attempts FROM messages"
-            " WHERE parked IS NULL AND next_try <= ? ORDER BY id LIMIT ?",
-            (now, limit),
+            " WHERE parked IS NULL AND (next_try <= ? OR next_try > ?)"
+            " ORDER BY kind = ? DESC, id LIMIT ?",
+            (now, horizon, HEARTBEAT, limit),
         ).fetchall()
         return [Message(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in rows]
 

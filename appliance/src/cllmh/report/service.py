@@ -33,7 +33,8 @@ class Reporter:
         self.streams = cameras.StreamTracker()
         self.next_heartbeat = 0.0
         self.next_expire = 0.0
-        # Head office as a whole: after a failure nothing is sent before this (consecutive failures).
+        # Head office as a whole: after a failure nothing is sent before this (consecutive failures;
+        # monotonic time, so that a clock set back cannot stall the reporter).
         self.failures = 0
         self.host_next_try = 0.0
         # Event ids of the index's window already enqueued (rebuilt each poll: bounded by the window).
@@ -85,14 +86,18 @@ class Reporter:
 
     # -- sending ------------------------------------------------------------------------------
     def send_due(self, now: float) -> int:
-        """Send the due messages, oldest first, until one fails; returns how many were delivered."""
-        if now < self.host_next_try:
-            return 0
+        """Send the due messages (heartbeat first, then oldest first) until one fails or none is left,
+        in batches for at most half a heartbeat interval; returns how many were delivered."""
+        started = time.monotonic()
         sent = 0
-        for message in self.outbox.due(now):
-            if not self.send(message):
+        while started >= self.host_next_try and time.monotonic() - started < self.config.heartbeat_s / 2:
+            batch = self.outbox.due(now, max_wait=self.config.backoff_max_s)
+            for message in batch:
+                if not self.send(message):
+                    return sent
+                sent += 1
+            if not batch:
                 break
-            sent += 1
         return sent
 
     def send(self, message: Message) -> bool:
@@ -118,7 +123,7 @@ class Reporter:
             return True  # this message's problem, not head office's: go on with the others
         self.failures += 1
         wait = self.backoff.delay(self.failures, self.rng)
-        self.host_next_try = now + wait
+        self.host_next_try = time.monotonic() + wait
         error = f"HTTP {answer.status}: {answer.detail}" if answer.status else answer.detail
         self.outbox.failed(
             message, next_try=now + self.backoff.delay(message.attempts + 1, self.rng), error=error
