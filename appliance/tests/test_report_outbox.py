@@ -65,14 +65,18 @@ def test_a_parked_message_is_kept_aside(box: Outbox) -> None:
     assert (stats.pending, stats.parked) == (0, 1)
 
 
-def test_the_bound_drops_only_events_older_than_it_and_logs_each(
+def test_the_bound_drops_only_what_waited_longer_and_logs_each(
     box: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     box.enqueue_event("gate/old", NOW - 31 * DAY, b"{}", NOW - 31 * DAY)
     box.enqueue_event("gate/parked", NOW - 31 * DAY, b"{}", NOW - 31 * DAY + 1)
     box.park(box.due(NOW)[1], now=NOW - 30 * DAY, error="HTTP 400")
+    box.age(20 * DAY)
     box.enqueue_event("gate/young", NOW - 29 * DAY, b"{}", NOW - 29 * DAY)
+    box.age(10 * DAY)
     with caplog.at_level(logging.ERROR, logger="cllmh.report"):
+        assert box.expire(NOW, 30) == [], "made 31 days ago by the wall clock, but waited 30 days"
+        box.age(DAY)
         dropped = box.expire(NOW, 30)
     assert [ref for _, ref, _ in dropped] == ["gate/old", "gate/parked"]
     assert [m.ref for m in box.due(NOW)] == ["gate/young"]
@@ -81,6 +85,13 @@ def test_the_bound_drops_only_events_older_than_it_and_logs_each(
     assert box.seen(["gate/old", "gate/young"]) == {"gate/young"}, "seen pruned past the bound"
     stats = box.stats()
     assert (stats.pending, stats.pending_events, stats.oldest) == (1, 1, NOW - 29 * DAY)
+
+
+def test_a_clock_set_years_ahead_expires_nothing(box: Outbox) -> None:
+    box.enqueue_event("gate/ev1", NOW, b"{}", NOW)
+    box.age(60)
+    assert box.expire(NOW + 5 * 365 * DAY, 30) == []
+    assert [m.ref for m in box.due(NOW + 5 * 365 * DAY)] == ["gate/ev1"]
 
 
 def test_the_heartbeat_is_due_first(box: Outbox) -> None:

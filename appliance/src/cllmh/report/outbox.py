@@ -10,7 +10,9 @@ and next try. It survives restarts, reboots and a head office that is down for d
   remembers every event id taken from the site's index, so a restart or a kill at any moment
   neither loses nor repeats one.
 - The bound: an event message is never dropped before it has waited `max_age_days`; past that it
-  is dropped and each drop is logged at ERROR with the event's id (see `expire`). A parked message
+  is dropped and each drop is logged at ERROR with the event's id (see `expire`). The wait is
+  counted on the monotonic clock while the reporter runs (`age`), so a wrong wall clock cannot
+  expire anything early. A parked message
   (refused by head office with a 4xx that a retry cannot fix) is kept for the same time for an
   operator to look at (`cllmh report --outbox`), then dropped the same way. `seen` rows of events
   that started before the bound are pruned (the index is only read back that far).
@@ -26,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cllmh.report.policy import DAY
+from cllmh.report.policy import DAY, expired
 
 LOG = logging.getLogger("cllmh.report")
 
@@ -43,6 +45,7 @@ CREATE TABLE IF NOT EXISTS messages (
     created REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     next_try REAL NOT NULL,
+    waited REAL NOT NULL DEFAULT 0,  -- seconds waited while the reporter ran (monotonic clock)
     last_error TEXT,
     parked REAL
 );
@@ -165,16 +168,20 @@ class Outbox:
             (now, error[:500], message.id),
         )
 
+    def age(self, seconds: float) -> None:
+        """Every message (pending or parked) has waited `seconds` more."""
+        self.db.execute("UPDATE messages SET waited = waited + ?", (max(0.0, seconds),))
+
     def expire(self, now: float, max_age_days: float) -> list[tuple[str, str | None, str]]:
-        """Drop what passed the bound: messages (pending or parked) made more than `max_age_days` ago.
-        Returns (kind, ref, key) of each dropped message and logs each at ERROR. Prunes `seen`."""
-        cutoff = now - max_age_days * DAY
+        """Drop what passed the bound: messages (pending or parked) that waited more than
+        `max_age_days` (see `age`). Returns (kind, ref, key) of each dropped message and logs each at
+        ERROR. Prunes `seen` of events that started before the window the index is read in."""
         with self._transaction() as db:
-            dropped = db.execute(
-                "SELECT kind, ref, key, parked FROM messages WHERE created < ? ORDER BY id", (cutoff,)
-            ).fetchall()
-            db.execute("DELETE FROM messages WHERE created < ?", (cutoff,))
-            db.execute("DELETE FROM seen WHERE start < ?", (cutoff,))
+            rows = db.execute("SELECT id, kind, ref, key, parked, waited FROM messages ORDER BY id")
+            over = [row for row in rows.fetchall() if expired(row[5], max_age_days)]
+            db.executemany("DELETE FROM messages WHERE id = ?", [(row[0],) for row in over])
+            db.execute("DELETE FROM seen WHERE start < ?", (now - max_age_days * DAY,))
+        dropped = [row[1:5] for row in over]
         for kind, ref, key, parked in dropped:
             LOG.error(
                 "dropped %s %s (key %s) from the outbox: %s for more than %g days (the outbox bound)",
@@ -197,8 +204,9 @@ class Outbox:
     def listing(self) -> list[dict]:
         """Every message without its body (for `cllmh report --outbox`)."""
         rows = self.db.execute(
-            "SELECT key, kind, ref, created, attempts, next_try, last_error, parked, length(body)"
+            "SELECT key, kind, ref, created, attempts, next_try, waited, last_error, parked, length(body)"
             " FROM messages ORDER BY id"
         ).fetchall()
-        names = ("key", "kind", "ref", "created", "attempts", "next_try", "last_error", "parked", "bytes")
+        names = ("key", "kind", "ref", "created", "attempts", "next_try", "waited", "last_error", "parked")
+        names += ("bytes",)
         return [dict(zip(names, r, strict=True)) for r in rows]

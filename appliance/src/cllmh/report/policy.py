@@ -56,6 +56,9 @@ class Backoff:
         return (rng or random).uniform(ceiling / 2, ceiling)
 
 
-def expired(created: float, now: float, max_age_days: float) -> bool:
-    """An event message is dropped only once it waited longer than the bound (never before)."""
-    return now - created > max_age_days * DAY
+def expired(waited_s: float, max_age_days: float) -> bool:
+    """A message is dropped only once it has waited longer than the bound, never before. `waited_s`
+    is counted by the reporter on the monotonic clock while it runs, not taken from the wall clock:
+    a site clock set years ahead (a dead clock battery, a wrong NTP answer) cannot make the whole
+    outbox look expired, and time with the reporter stopped only keeps messages longer."""
+    return waited_s > max_age_days * DAY

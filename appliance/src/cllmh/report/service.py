@@ -32,7 +32,8 @@ class Reporter:
         self.backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
         self.streams = cameras.StreamTracker()
         self.next_heartbeat = 0.0
-        self.next_expire = 0.0
+        # Monotonic time up to which the outbox's messages have been aged (see Outbox.age).
+        self.aged_until = time.monotonic()
         # Head office as a whole: after a failure nothing is sent before this (consecutive failures;
         # monotonic time, so that a clock set back cannot stall the reporter).
         self.failures = 0
@@ -138,12 +139,18 @@ class Reporter:
         )
         return False
 
+    def age_and_expire(self, now: float) -> None:
+        """Count the time waited since the last call, then drop what passed the bound."""
+        mono = time.monotonic()
+        self.outbox.age(mono - self.aged_until)
+        self.aged_until = mono
+        self.outbox.expire(now, self.config.event_max_age_days)
+
     # -- the loop -----------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        if now >= self.next_expire:
-            self.outbox.expire(now, self.config.event_max_age_days)
-            self.next_expire = now + EXPIRE_EVERY_S
+        if time.monotonic() - self.aged_until >= EXPIRE_EVERY_S:
+            self.age_and_expire(now)
         self.take_events(now)
         if now >= self.next_heartbeat:
             self.heartbeat(now)
@@ -157,4 +164,5 @@ class Reporter:
             except (OSError, ValueError, sqlite3.Error) as exc:  # transient: the reporter goes on
                 LOG.error("report tick failed: %s", exc)
             stop.wait(self.config.poll_s)
+        self.outbox.age(time.monotonic() - self.aged_until)  # the wait so far counts after a restart too
         self.outbox.close()
