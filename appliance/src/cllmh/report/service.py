@@ -19,6 +19,11 @@ from cllmh.report.transport import Transport
 LOG = logging.getLogger("cllmh.report")
 
 EXPIRE_EVERY_S = 600.0
+# Each poll reads the events that started in the last RECENT_S; the whole window (event_max_age_days)
+# is read every FULL_SCAN_S, for events finished long after their start (an event a restarted
+# recorder recovered, a row the guard's sync added back).
+RECENT_S = 3600.0
+FULL_SCAN_S = 300.0
 
 
 class Reporter:
@@ -38,8 +43,10 @@ class Reporter:
         # monotonic time, so that a clock set back cannot stall the reporter).
         self.failures = 0
         self.host_next_try = 0.0
-        # Event ids of the index's window already enqueued (rebuilt each poll: bounded by the window).
+        # Event ids of the index's window already enqueued: rebuilt by each full scan, so bounded by
+        # the window; recent polls add to it.
         self.known: set[str] = set()
+        self.next_full_scan = 0.0  # monotonic
 
     # -- what the site says -------------------------------------------------------------------
     def state(self, now: float) -> dict:
@@ -65,11 +72,13 @@ class Reporter:
     def heartbeat(self, now: float) -> None:
         self.outbox.enqueue_heartbeat(messages.heartbeat_body(self.state(now), now), now)
 
-    def take_events(self, now: float) -> int:
-        """Enqueue each finished event of the window not enqueued before; returns how many."""
+    def take_events(self, now: float, *, full: bool = True) -> int:
+        """Enqueue each finished event not enqueued before, of the whole window (`full`) or of the
+        last RECENT_S; returns how many."""
         root = self.config.recordings_dir
-        window = ev.finished_events(root, now - self.config.event_max_age_days * DAY)
-        ids = {messages.event_id(e): e for e in window}
+        window = self.config.event_max_age_days * DAY
+        found = ev.finished_events(root, now - (window if full else min(window, RECENT_S)))
+        ids = {messages.event_id(e): e for e in found}
         fresh = [i for i in ids if i not in self.known]
         already = self.outbox.seen(fresh) if fresh else set()
         added = 0
@@ -82,7 +91,7 @@ class Reporter:
                 continue
             if self.outbox.enqueue_event(event_id, event.start, body, now) is not None:
                 added += 1
-        self.known = set(ids)
+        self.known = set(ids) if full else self.known | set(ids)
         return added
 
     # -- sending ------------------------------------------------------------------------------
@@ -151,7 +160,10 @@ class Reporter:
         now = time.time() if now is None else now
         if time.monotonic() - self.aged_until >= EXPIRE_EVERY_S:
             self.age_and_expire(now)
-        self.take_events(now)
+        full = time.monotonic() >= self.next_full_scan
+        self.take_events(now, full=full)
+        if full:
+            self.next_full_scan = time.monotonic() + FULL_SCAN_S
         if now >= self.next_heartbeat:
             self.heartbeat(now)
             self.next_heartbeat = now + self.config.heartbeat_s
