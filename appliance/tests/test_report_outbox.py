@@ -65,6 +65,13 @@ def test_a_parked_message_is_kept_aside(box: Outbox) -> None:
     assert (stats.pending, stats.parked) == (0, 1)
 
 
+def test_of_refused_heartbeats_only_the_latest_is_kept(box: Outbox) -> None:
+    for n in range(5):
+        box.enqueue_heartbeat(f"hb{n}".encode(), NOW + n)
+        box.park(box.due(NOW + n)[0], now=NOW + n, error="HTTP 400: state.cameras[0].fps")
+    assert [(m["kind"], m["parked"]) for m in box.listing()] == [(HEARTBEAT, NOW + 4)]
+
+
 def test_the_bound_drops_only_what_waited_longer_and_logs_each(
     box: Outbox, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -163,10 +163,18 @@ class Outbox:
         )
 
     def park(self, message: Message, *, now: float, error: str) -> None:
-        self.db.execute(
-            "UPDATE messages SET attempts = attempts + 1, parked = ?, last_error = ? WHERE id = ?",
-            (now, error[:500], message.id),
-        )
+        """Keep the message aside, not retried. Of parked heartbeats only the latest is kept: a head
+        office refusing every heartbeat must not grow the outbox by one every interval."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE messages SET attempts = attempts + 1, parked = ?, last_error = ? WHERE id = ?",
+                (now, error[:500], message.id),
+            )
+            if message.kind == HEARTBEAT:
+                db.execute(
+                    "DELETE FROM messages WHERE kind = ? AND parked IS NOT NULL AND id != ?",
+                    (HEARTBEAT, message.id),
+                )
 
     def age(self, seconds: float) -> None:
         """Every message (pending or parked) has waited `seconds` more."""
