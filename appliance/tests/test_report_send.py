@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,11 @@ from pki import FleetCA
 from sitereceiver import SiteReceiver
 from test_report_process import free_port
 
+Setup = tuple[SiteReceiver, Reporter, Outbox]
+
 
 @pytest.fixture
-def setup(tmp_path: Path):
+def setup(tmp_path: Path) -> Iterator[Setup]:
     ca = FleetCA(tmp_path / "pki")
     server, site = ca.server("localhost"), ca.site("site-garut")
     port = free_port()
@@ -67,7 +70,7 @@ def settle(reporter: Reporter, rounds: int = 50) -> None:
         time.sleep(0.03)
 
 
-def test_unavailable_head_office_gets_the_same_key_again(setup) -> None:
+def test_unavailable_head_office_gets_the_same_key_again(setup: Setup) -> None:
     receiver, reporter, outbox = setup
     receiver.store.fail_next = 2
     settle(reporter)
@@ -80,7 +83,9 @@ def test_unavailable_head_office_gets_the_same_key_again(setup) -> None:
     assert outbox.stats().pending_events == 0
 
 
-def test_a_refused_event_is_parked_and_the_others_still_go(setup, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_refused_event_is_parked_and_the_others_still_go(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
     receiver, reporter, outbox = setup
     receiver.store.refuse = {"gate/e1"}
     with caplog.at_level(logging.ERROR, logger="cllmh.report"):
@@ -97,7 +102,31 @@ def test_a_refused_event_is_parked_and_the_others_still_go(setup, caplog: pytest
     assert "refused event gate/e1" in caplog.text and "event.labels" in caplog.text
 
 
-def test_the_heartbeat_goes_before_a_backlog_of_events(setup) -> None:
+def test_the_heartbeat_goes_before_a_backlog_of_events(setup: Setup) -> None:
     receiver, reporter, _ = setup
     reporter.tick()
     assert receiver.store.requests[0].kind == "heartbeat"
+
+
+def test_the_heartbeat_has_exactly_the_contracts_fields(setup: Setup) -> None:
+    receiver, reporter, _ = setup
+    reporter.tick()
+    body = receiver.store.heartbeats[0]
+    assert set(body) == {"schema", "sent_at", "state"}
+    state = body["state"]
+    assert set(state) == {
+        "version",
+        "uptime_s",
+        "hostname",
+        "temperature_c",
+        "disk",
+        "guard",
+        "cameras",
+        "log_forwarding",
+        "outbox",
+    }
+    assert set(state["disk"]) == {"path", "total_bytes", "used_bytes", "free_bytes", "hours_left"}
+    assert set(state["guard"]) == {"deleted_person_events_24h", "last_run"}
+    assert set(state["log_forwarding"]) == {"backlog_bytes"}
+    assert set(state["outbox"]) == {"pending", "oldest"}
+    assert state["cameras"] == []  # none configured in this setup
