@@ -3,6 +3,7 @@ down for a while, the reporter restarted or killed, every event still arrives ex
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from cllmh import events as ev
-from cllmh.report.outbox import Outbox
+from cllmh.report.outbox import read_listing
 from eventwriter import write_event
 from pki import FleetCA, Issued
 from sitereceiver import SiteReceiver
@@ -90,11 +91,7 @@ class Site:
         return code
 
     def outbox(self) -> list[dict]:
-        box = Outbox(self.state / "outbox.sqlite3")
-        try:
-            return box.listing()
-        finally:
-            box.close()
+        return read_listing(self.state / "outbox.sqlite3")
 
     def pending_events(self) -> list[str]:
         return [m["ref"] for m in self.outbox() if m["kind"] == "event" and m["parked"] is None]
@@ -220,9 +217,29 @@ def test_head_office_with_a_certificate_of_another_ca_gets_nothing(site: Site, t
     assert sorted(site.pending_events()) == sorted(site.written), "kept for when head office is right"
     line = next(x for x in site.log.read_text(encoding="utf-8").splitlines() if "not trusted" in x)
     assert "fleet CA" in line and "nothing was sent" in line
+    listed = subprocess.run(
+        [sys.executable, "-m", "cllmh.cli", "report", "--outbox", "--config", str(site.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    shown = json.loads(listed.stdout)
+    assert shown["pending"] >= 2 and shown["parked"] == 0
+    assert sorted(m["ref"] for m in shown["messages"] if m["kind"] == "event") == sorted(site.written)
+    assert any("not trusted" in (m["last_error"] or "") for m in shown["messages"])
 
 
 def test_check_config_loads_the_certificates(site: Site, tmp_path: Path) -> None:
+    empty = subprocess.run(
+        [sys.executable, "-m", "cllmh.cli", "report", "--outbox", "--config", str(site.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(empty.stdout) == {"pending": 0, "parked": 0, "messages": []}
+    assert not site.state.exists(), "listing the outbox creates nothing"
     ok = subprocess.run(
         [sys.executable, "-m", "cllmh.cli", "report", "--check-config", "--config", str(site.config)],
         capture_output=True,

@@ -168,6 +168,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"cllmh report: {exc}", file=sys.stderr)
         return 2
+    if args.outbox:  # read-only: an operator (maybe root) leaves no file behind for the service
+        messages = outbox.read_listing(config.outbox_path)
+        parked = sum(m["parked"] is not None for m in messages)
+        listing = {"pending": len(messages) - parked, "parked": parked, "messages": messages}
+        print(json.dumps(listing, indent=2))
+        return 0
     try:
         context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
     except (OSError, ssl.SSLError) as exc:
@@ -181,12 +187,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(f"{args.config}: ok (head office {config.url}, {len(config.cameras)} cameras)")
         return 0
     box = outbox.Outbox(config.outbox_path)
-    if args.outbox:
-        stats = box.stats()
-        listing = {"pending": stats.pending, "parked": stats.parked, "messages": box.listing()}
-        print(json.dumps(listing, indent=2))
-        box.close()
-        return 0
     reporter = service.Reporter(config, box, transport.Transport(config.url, context, config.timeout_s))
     stop = _stop_on_signals()
     logging.getLogger("cllmh.report").info(

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from cllmh import dbread
+
 LOG = logging.getLogger("cllmh.events")
 
 INDEX_NAME = "index.sqlite3"
@@ -466,22 +468,9 @@ class Index:
         return json.loads(row[0]) if row else None
 
 
-@contextlib.contextmanager
-def read_only(root: Path) -> Iterator[sqlite3.Connection | None]:
-    """A connection to the index that cannot write anything (None if there is no index yet): opened
-    read-only, and without locking when no writer has it open (no -wal file), so neither the database
-    nor its -wal/-shm files are created or changed. Raises sqlite3.Error if it cannot be read."""
-    path = root / INDEX_NAME
-    if not path.is_file():
-        yield None
-        return
-    active = Path(f"{path}-wal").exists()
-    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if active else "&immutable=1")
-    db = sqlite3.connect(uri, uri=True, timeout=5)
-    try:
-        yield db
-    finally:
-        db.close()
+def read_only(root: Path) -> contextlib.AbstractContextManager[sqlite3.Connection | None]:
+    """A connection to the index that cannot write anything (None if there is no index yet)."""
+    return dbread.read_only(root / INDEX_NAME)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from cllmh import dbread
 from cllmh.report.policy import DAY, expired
 
 LOG = logging.getLogger("cllmh.report")
@@ -210,11 +211,23 @@ class Outbox:
         return Stats(int(pending), int(events), int(parked), oldest)
 
     def listing(self) -> list[dict]:
-        """Every message without its body (for `cllmh report --outbox`)."""
-        rows = self.db.execute(
-            "SELECT key, kind, ref, created, attempts, next_try, waited, last_error, parked, length(body)"
-            " FROM messages ORDER BY id"
-        ).fetchall()
-        names = ("key", "kind", "ref", "created", "attempts", "next_try", "waited", "last_error", "parked")
-        names += ("bytes",)
-        return [dict(zip(names, r, strict=True)) for r in rows]
+        """Every message without its body."""
+        return listing(self.db)
+
+
+def listing(db: sqlite3.Connection) -> list[dict]:
+    """Every message of an outbox without its body (for `cllmh report --outbox`)."""
+    rows = db.execute(
+        "SELECT key, kind, ref, created, attempts, next_try, waited, last_error, parked, length(body)"
+        " FROM messages ORDER BY id"
+    ).fetchall()
+    names = ("key", "kind", "ref", "created", "attempts", "next_try", "waited", "last_error", "parked")
+    names += ("bytes",)
+    return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def read_listing(path: Path) -> list[dict]:
+    """The outbox's messages, read without writing (an operator, maybe root, while the service runs):
+    creates no file. Empty if there is no outbox yet."""
+    with dbread.read_only(path) as db:
+        return [] if db is None else listing(db)
