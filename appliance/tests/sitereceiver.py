@@ -8,8 +8,9 @@ anything again, and so does a repeated event id under another key. It records ev
 received (including repeats) so a test can count at the receiver.
 
 `hold_events`: after the next event is stored, its answer waits until `release()`: a test can kill
-the reporter while the receiver has the event and the reporter has no answer yet. `Store.fail_next`
-and `Store.refuse` make it answer 503 (nothing stored) or 400 (a field refused), as head office may.
+the reporter while the receiver has the event and the reporter has no answer yet. `Store.fail_next`,
+`Store.refuse` and `Store.refuse_site` make it answer 503 (nothing stored), 400 (a field refused)
+or 403 (an unknown site), as head office may.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class Store:
     # Knobs of a test: answer 503 to the next N requests (storing nothing), and 400 to these event ids.
     fail_next: int = 0
     refuse: set[str] = field(default_factory=set)
+    refuse_site: bool = False  # 403 to everything: a site head office does not know (yet)
 
     def event_requests(self) -> list[Request]:
         with self.lock:
@@ -94,6 +96,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _refusal(self, store: Store, kind: str, key: str, cn: str, body: dict) -> bool:
         """Answer as a failing or refusing head office when a test asks for it (holds store.lock)."""
+        if store.refuse_site:
+            store.requests.append(Request("forbidden", key, cn, body, False))
+            self._answer(403, {"error": f"unknown site {cn}"})
+            return True
         if store.fail_next > 0:
             store.fail_next -= 1
             store.requests.append(Request("unavailable", key, cn, body, False))

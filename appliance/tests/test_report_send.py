@@ -130,3 +130,19 @@ def test_the_heartbeat_has_exactly_the_contracts_fields(setup: Setup) -> None:
     assert set(state["log_forwarding"]) == {"backlog_bytes"}
     assert set(state["outbox"]) == {"pending", "oldest"}
     assert state["cameras"] == []  # none configured in this setup
+
+
+def test_a_site_head_office_does_not_know_yet_parks_nothing_and_loses_nothing(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver, reporter, outbox = setup
+    receiver.store.refuse_site = True
+    with caplog.at_level(logging.ERROR, logger="cllmh.report"):
+        settle(reporter, rounds=5)
+    assert {r.kind for r in receiver.store.requests} == {"forbidden"}
+    stats = outbox.stats()
+    assert (stats.pending_events, stats.parked) == (3, 0)
+    assert "HTTP 403" in caplog.text and "is the site registered there" in caplog.text
+    receiver.store.refuse_site = False  # head office registers the site
+    settle(reporter)
+    assert sorted(receiver.store.events) == ["gate/e0", "gate/e1", "gate/e2"]

@@ -17,6 +17,7 @@ class Outcome(Enum):
 
     DELIVERED = "delivered"  # 2xx: head office has it (a duplicate answer counts too)
     RETRY = "retry"  # connection error, timeout, 408, 429, 5xx: try again later, same key
+    SITE_REFUSED = "site-refused"  # 401, 403: head office refuses the site, not this message
     PARK = "park"  # any other 4xx: sending it again cannot help; kept for an operator, logged
 
 
@@ -28,6 +29,12 @@ def outcome(status: int | None) -> Outcome:
         return Outcome.DELIVERED
     if status in (408, 429) or status >= 500:
         return Outcome.RETRY
+    if status in (401, 403):
+        # No verified certificate, or a site head office does not know (yet) or revoked: every
+        # message would get the same answer, so none is parked; all wait, retried with the backoff,
+        # until the site is registered or its certificate replaced (a site installed before head
+        # office lists it loses nothing).
+        return Outcome.SITE_REFUSED
     if 400 <= status < 500:
         return Outcome.PARK
     return Outcome.RETRY  # 1xx/3xx are not answers this API gives: treat as a failure of the path

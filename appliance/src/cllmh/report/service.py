@@ -132,19 +132,26 @@ class Reporter:
             )
             return True  # this message's problem, not head office's: go on with the others
         self.failures += 1
+        if result is Outcome.SITE_REFUSED:
+            self.failures = max(self.failures, 64)  # straight to the longest wait: nothing will change soon
         wait = self.backoff.delay(self.failures, self.rng)
         self.host_next_try = time.monotonic() + wait
         error = f"HTTP {answer.status}: {answer.detail}" if answer.status else answer.detail
         self.outbox.failed(
             message, next_try=now + self.backoff.delay(message.attempts + 1, self.rng), error=error
         )
-        LOG.warning(
-            "cannot deliver %s to %s: %s; %d waiting, next try in %.0f s",
+        LOG.log(
+            logging.ERROR if result is Outcome.SITE_REFUSED else logging.WARNING,
+            "cannot deliver %s to %s: %s; %d waiting, next try in %.0f s%s",
             what,
             self.config.url,
             error,
             self.outbox.stats().pending,
             wait,
+            " (head office refuses this site's certificate: is the site registered there, or its "
+            "certificate revoked?)"
+            if result is Outcome.SITE_REFUSED
+            else "",
         )
         return False
 
