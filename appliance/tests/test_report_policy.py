@@ -38,6 +38,12 @@ def test_what_an_answer_means(status: int | None, expected: Outcome) -> None:
     assert outcome(status) is expected
 
 
+def test_a_4xx_page_that_is_not_the_apis_json_is_retried() -> None:
+    assert outcome(400, from_api=False) is Outcome.RETRY  # nginx's "400 The SSL certificate error"
+    assert outcome(413, from_api=False) is Outcome.RETRY
+    assert outcome(403, from_api=False) is Outcome.SITE_REFUSED
+
+
 def test_backoff_doubles_up_to_the_maximum() -> None:
     backoff = Backoff(initial=2, maximum=300)
     assert [backoff.ceiling(n) for n in range(1, 11)] == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]

@@ -230,4 +230,11 @@ def read_listing(path: Path) -> list[dict]:
     """The outbox's messages, read without writing (an operator, maybe root, while the service runs):
     creates no file. Empty if there is no outbox yet."""
     with dbread.read_only(path) as db:
-        return [] if db is None else listing(db)
+        if db is None:
+            return []
+        try:
+            return listing(db)
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the service is creating it right now
+                return []
+            raise

@@ -21,8 +21,10 @@ class Outcome(Enum):
     PARK = "park"  # any other 4xx: sending it again cannot help; kept for an operator, logged
 
 
-def outcome(status: int | None) -> Outcome:
-    """The outcome of an HTTP status; None is a connection error (nothing or no answer came back)."""
+def outcome(status: int | None, *, from_api: bool = True) -> Outcome:
+    """The outcome of an HTTP status; None is a connection error (nothing or no answer came back).
+    `from_api`: the answer is the API's JSON. A 4xx page that is not (nginx's own "400 The SSL
+    certificate error", a captive portal, a proxy) says nothing about the message: retried."""
     if status is None:
         return Outcome.RETRY
     if 200 <= status < 300:
@@ -36,7 +38,7 @@ def outcome(status: int | None) -> Outcome:
         # office lists it loses nothing).
         return Outcome.SITE_REFUSED
     if 400 <= status < 500:
-        return Outcome.PARK
+        return Outcome.PARK if from_api else Outcome.RETRY
     return Outcome.RETRY  # 1xx/3xx are not answers this API gives: treat as a failure of the path
 
 

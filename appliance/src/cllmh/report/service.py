@@ -114,7 +114,7 @@ class Reporter:
         answer = self.transport.post(messages.PATHS[message.kind], message.key, message.body)
         now = time.time()
         what = "heartbeat" if message.kind == HEARTBEAT else f"event {message.ref}"
-        result = outcome(answer.status)
+        result = outcome(answer.status, from_api=answer.json)
         if result is Outcome.DELIVERED:
             self.outbox.delivered(message)
             if self.failures:

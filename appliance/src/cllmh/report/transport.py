@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 class Answer:
     status: int | None  # None: no answer (connection, TLS or timeout error)
     detail: str
+    json: bool = False  # the answer's body is JSON (the API's own, not a proxy's page)
 
 
 def client_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -53,7 +54,8 @@ class Transport:
             )
             response = connection.getresponse()
             text = response.read(4096).decode("utf-8", "replace")
-            return Answer(response.status, text.strip()[:300])
+            is_json = (response.getheader("Content-Type") or "").split(";")[0].strip() == "application/json"
+            return Answer(response.status, text.strip()[:300], is_json)
         except ssl.SSLCertVerificationError as exc:
             return Answer(
                 None,
