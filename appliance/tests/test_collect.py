@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from cllmh import events as ev
@@ -91,3 +93,41 @@ def test_cameras_without_systemd_are_unknown_and_down(tmp_path: Path) -> None:
             "units": {"ingest": "unknown", "recorder": "unknown"},
         }
     ]
+
+
+def test_cameras_from_the_rtmp_statistics_page(tmp_path: Path) -> None:
+    from test_report_policy import REAL_STAT  # noqa: PLC0415 - the captured nginx-rtmp page
+
+    class Stat(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.end_headers()
+            self.wfile.write(REAL_STAT)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stat)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/stat"
+        gate, yard = cameras_state(
+            ["gate", "yard"], StreamTracker(), 1000.0, stat_url=url, systemctl=str(tmp_path / "none")
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (gate["stream"], gate["since"], gate["fps"], gate["width"], gate["height"]) == (
+        "up",
+        1000.0 - 3.672,
+        15.0,
+        640,
+        360,
+    )
+    assert (yard["stream"], yard["fps"]) == ("down", None)
+    unreadable = cameras_state(
+        ["gate"], StreamTracker(), 1000.0, stat_url=url, systemctl=str(tmp_path / "none")
+    )
+    assert unreadable[0]["stream"] == "down", "no page and no unit state: not claimed up"

@@ -90,23 +90,25 @@ def test_config_defaults_and_refusals(tmp_path: Path) -> None:
         assert key in text
 
 
+# Captured from Debian 12's nginx 1.22.1 + libnginx-mod-rtmp 1.2.2 (`rtmp_stat all;` at /stat) while
+# ffmpeg published a 640x360 15 fps H.264 test source (testsrc2) to live/gate: the page as served.
+REAL_STAT = (Path(__file__).parent / "data" / "nginx_rtmp_stat.xml").read_bytes()
+
+# Shaped like it: a stream without a publisher, and another application with the same name.
 STAT = b"""<?xml version="1.0" encoding="utf-8" ?>
 <rtmp><server><application><name>live</name><live>
-  <stream><name>gate</name><time>125000</time>
-    <meta><video><width>1280</width><height>720</height><frame_rate>25</frame_rate><codec>H264</codec></video></meta>
-    <client><id>1</id><publishing/></client><publishing/><active/></stream>
-  <stream><name>yard</name><time>0</time><meta/></stream>
+  <stream><name>yard</name><time>0</time><meta/><nclients>0</nclients></stream>
 </live></application>
 <application><name>sub</name><live><stream><name>gate</name><time>5</time><publishing/></stream></live></application>
 </server></rtmp>"""
 
 
 def test_rtmp_statistics_are_read_per_stream() -> None:
+    gate = parse_rtmp_stat(REAL_STAT, "live")["gate"]
+    assert (gate.publishing, gate.uptime_s, gate.fps) == (True, 3.672, 15.0)
+    assert (gate.width, gate.height) == (640, 360)
     streams = parse_rtmp_stat(STAT, "live")
-    assert set(streams) == {"gate", "yard"}
-    gate = streams["gate"]
-    assert (gate.publishing, gate.uptime_s, gate.fps) == (True, 125.0, 25.0)
-    assert (gate.width, gate.height) == (1280, 720)
+    assert set(streams) == {"yard"}
     yard = streams["yard"]
     assert (yard.publishing, yard.fps, yard.width) == (False, None, None)
     assert set(parse_rtmp_stat(STAT, "sub")) == {"gate"}
