@@ -99,6 +99,8 @@ models: venv host-packages $(MODELS_VENV)/bin/activate
 models-update:
 	cp $(MODELS_BUILD)/*.tflite $(MODELS_BUILD)/*.npy $(MODELS_BUILD)/SHA256SUMS files/models/
 
+# Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
+molecule: export COLUMNS := 200
 molecule: venv host-packages image
 	@for s in $(SCENARIOS); do \
 	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
@@ -108,7 +110,8 @@ molecule: venv host-packages image
 	  ( cd $$role_dir && timeout --kill-after=30 $(MOLECULE_TIMEOUT) \
 	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) 2>&1 | tee $$log \
 	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
-	         grep -a -E '^(FAILED|ERROR) |^E  |fatal: \[|^_{5,} test' $$log | tail -n 60 || true; exit 1; }; \
+	         grep -a -E '(FAILED|ERROR)[ :]|E   |fatal: \[|_{5,} test' $$log | grep -a -v 'RETRYING' | tail -n 60 || true; \
+	         exit 1; }; \
 	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
 	done
 
