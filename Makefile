@@ -44,6 +44,9 @@ host-packages:
 	if [ -n "$$missing" ]; then echo "==> installing host packages:$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
+	@# npm (with node) runs the dashboard checker of appliance/tests/test_dashboards.py (.ci/dashboard-check).
+	@command -v npm >/dev/null || { echo "==> installing npm"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null; }
 
 engine:
 	@echo "==> Docker engine"
