@@ -112,7 +112,9 @@ molecule: venv host-packages image
 	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) 2>&1 | tee $$log \
 	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
 	         grep -a -E '^(FAILED|ERROR) |^E  |fatal: \[|^_{5,} test' $$log | tail -n 60 || true; exit 1; }; \
-	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
+	  if grep -a -q 'CLLMH SKIPPED:' $$log; then \
+	    echo "==> $$role_dir ($$scenario) SKIPPED, not passed: $$(grep -a -o -m1 'CLLMH SKIPPED:[^"]*' $$log)"; \
+	  else echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; fi; \
 	done
 
 test: lint pytest models molecule
