@@ -6,14 +6,19 @@ one site speaks now, another went silent two hours ago.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from loki import Loki
-from test_dashboards import DASHBOARDS, dq
+from test_dashboards import DASHBOARDS, REPO, dq
 
 NOW = time.time()
 SILENT_SITE, LIVE_SITE = "gudang-uji", "toko-uji"
@@ -90,3 +95,59 @@ def test_silent_sites_lists_the_silent_site_only(loki: Loki, dashboards: list[di
 def test_the_command_line_exits_1_when_a_query_has_no_data(loki: Loki, tmp_path: Path) -> None:
     assert dq.main(["--loki-url", loki.url, "--since", "3h", "--require-data", *map(str, DASHBOARDS)]) == 0
     assert dq.main(["--loki-url", f"{loki.url}/nowhere", "--since", "3h", *map(str, DASHBOARDS)]) == 1
+
+
+def run_verify_playbook(loki: Loki, tmp_path: Path, marker: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/verify_head_office.yml, Loki part only, with a site and a head office on this machine."""
+    inventory = tmp_path / "hosts.yml"
+    local = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+    inventory.write_text(
+        json.dumps(
+            {
+                "all": {
+                    "children": {
+                        "cctv_sites": {"hosts": {"site-uji": {**local, "cllmh_site_name": LIVE_SITE}}},
+                        "head_office": {"hosts": {"ho-uji": local}},
+                    }
+                }
+            }
+        )
+    )
+    extra = {"verify_marker": marker, "verify_loki_url": loki.url, "verify_loki_retries": 1}
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            "--tags=verify_loki",
+            "-e",
+            json.dumps(extra),
+            str(REPO / "playbooks" / "verify_head_office.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")},
+        timeout=300,
+        check=False,
+    )
+
+
+def test_verify_playbook_reads_the_numbered_line_back_from_loki(loki: Loki, tmp_path: Path) -> None:
+    marker = f"cllmh-verify-{uuid.uuid4().hex[:12]}"
+    labels = {
+        "site": LIVE_SITE,
+        "host": "nvr01",
+        "severity": "notice",
+        "facility": "user",
+        "program": "cllmh-verify",
+    }
+    loki.push(labels, [(time.time() - 5, f"{marker} line 1")])
+    result = run_verify_playbook(loki, tmp_path, marker)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"Loki has {marker} from {LIVE_SITE}" in result.stdout
+
+
+def test_verify_playbook_fails_when_the_line_never_arrived(loki: Loki, tmp_path: Path) -> None:
+    result = run_verify_playbook(loki, tmp_path, f"cllmh-verify-{uuid.uuid4().hex[:12]}")
+    assert result.returncode != 0
+    assert "Read the line from Loki" in result.stdout
