@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from loki import Loki
 from test_dashboards import DASHBOARDS, REPO, dq
 

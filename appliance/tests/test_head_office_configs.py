@@ -52,6 +52,9 @@ PLAYBOOK = """
           datasources-ca.yaml: >-
             {{{{ lookup('template', g ~ '/etc/grafana/provisioning/datasources/cllmh.yaml.j2',
                         template_vars={{'grafana_elasticsearch_ca_certificate': test_ca}}) }}}}
+          datasources-no-es.yaml: >-
+            {{{{ lookup('template', g ~ '/etc/grafana/provisioning/datasources/cllmh.yaml.j2',
+                        template_vars={{'grafana_elasticsearch_enabled': false}}) }}}}
           dashboards.yaml: >-
             {{{{ lookup('template', g ~ '/etc/grafana/provisioning/dashboards/cllmh.yaml.j2') }}}}
           grafana.sources: "{{{{ lookup('template', g ~ '/etc/apt/sources.list.d/grafana.sources.j2') }}}}"
@@ -135,6 +138,11 @@ def test_the_elasticsearch_ca_is_given_to_its_datasource(rendered: Path) -> None
     es = yaml.safe_load((rendered / "datasources-ca.yaml").read_text())["datasources"][1]
     assert es["jsonData"]["tlsAuthWithCACert"] is True
     assert es["secureJsonData"]["tlsCACert"] == CA
+
+
+def test_without_elasticsearch_only_loki_is_provisioned(rendered: Path) -> None:
+    sources = yaml.safe_load((rendered / "datasources-no-es.yaml").read_text())["datasources"]
+    assert [source["uid"] for source in sources] == ["cllmh-loki"]
 
 
 def test_dashboards_provider_reads_the_role_directory(rendered: Path) -> None:
