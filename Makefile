@@ -113,7 +113,7 @@ molecule: venv host-packages image
 	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
 	         grep -a -E '^(FAILED|ERROR) |^E  |fatal: \[|^_{5,} test' $$log | tail -n 60 || true; exit 1; }; \
 	  if grep -a -q 'CLLMH SKIPPED:' $$log; then \
-	    echo "==> $$role_dir ($$scenario) SKIPPED, not passed: $$(grep -a -o -m1 'CLLMH SKIPPED:[^"]*' $$log)"; \
+	    echo "==> $$role_dir ($$scenario) SKIPPED, not passed: $$(sed 's/\x1b\[[0-9;]*m//g' $$log | grep -a -o -m1 "CLLMH SKIPPED:[^\"']*") ... (why: $$log)"; \
 	  else echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; fi; \
 	done
 
