@@ -44,6 +44,9 @@ host-packages:
 	if [ -n "$$missing" ]; then echo "==> installing host packages:$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; fi
+	@# npm (with node) runs the dashboard checker of appliance/tests/test_dashboards.py (.ci/dashboard-check).
+	@command -v npm >/dev/null || { echo "==> installing npm"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null; }
 
 engine:
 	@echo "==> Docker engine"
@@ -99,6 +102,8 @@ models: venv host-packages $(MODELS_VENV)/bin/activate
 models-update:
 	cp $(MODELS_BUILD)/*.tflite $(MODELS_BUILD)/*.npy $(MODELS_BUILD)/SHA256SUMS files/models/
 
+# Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
+molecule: export COLUMNS := 200
 molecule: venv host-packages image
 	@for s in $(SCENARIOS); do \
 	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
@@ -108,8 +113,11 @@ molecule: venv host-packages image
 	  ( cd $$role_dir && timeout --kill-after=30 $(MOLECULE_TIMEOUT) \
 	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) 2>&1 | tee $$log \
 	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
-	         grep -a -E '^(FAILED|ERROR) |^E  |fatal: \[|^_{5,} test' $$log | tail -n 60 || true; exit 1; }; \
-	  echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; \
+	         grep -a -E '(FAILED|ERROR)[ :]|E   |fatal: \[|_{5,} test' $$log | grep -a -v 'RETRYING' | tail -n 60 || true; \
+	         exit 1; }; \
+	  if grep -a -q 'CLLMH SKIPPED:' $$log; then \
+	    echo "==> $$role_dir ($$scenario) SKIPPED, not passed: $$(sed 's/\x1b\[[0-9;]*m//g' $$log | grep -a -o -m1 "CLLMH SKIPPED:[^\"']*") ... (why: $$log)"; \
+	  else echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; fi; \
 	done
 
 test: lint pytest models molecule

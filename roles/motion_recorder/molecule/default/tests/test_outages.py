@@ -70,6 +70,19 @@ def person_event_kept_after(host, since: float) -> dict:
     return rows[0]
 
 
+def open_event(host, *, age: float = 0) -> dict:
+    """An event that is open now and started at least `age` s ago (a few segments into it).
+
+    Waited for: the sample camera's pedestrians come and go, so at a given moment there may be none."""
+
+    def found() -> list[dict]:
+        return events(host, "end is null and start <= ?", str(time.time() - age))
+
+    rows = wait_for(found, timeout=KEPT_WITHIN, interval=1)
+    assert rows, events(host)
+    return rows[0]
+
+
 def main_pid(host) -> int:
     return int(host.check_output("systemctl show -p MainPID --value %s", UNIT))
 
@@ -81,9 +94,8 @@ def test_an_event_is_visible_while_it_happens(host):
         rows = events(host, "end is null and labels like '%person%'")
         return [r for r in rows if host.file(f"{r['path']}/snapshot.jpg").exists]
 
-    rows = wait_for(open_with_snapshot, timeout=60, interval=1)
+    rows = wait_for(open_with_snapshot, timeout=KEPT_WITHIN, interval=1)
     assert rows, events(host)
-    assert time.time() - rows[0]["start"] < 60  # it started just now: it is shown while it happens
 
 
 def test_a_camera_outage_is_survived_without_a_restart(host, camera):
@@ -111,24 +123,21 @@ def test_nginx_reload_and_an_ingest_restart_are_survived(host):
 
 
 def test_a_recorder_stopped_mid_event_finishes_it_promptly(host):
-    wait_for(lambda: events(host, "end is null"), timeout=60, interval=1)
-    (open_event,) = events(host, "end is null")[:1]
+    event = open_event(host)
     host.check_output("systemctl restart %s", UNIT)
     # SIGTERM was honoured (no stop timeout, no SIGKILL) and the open event was kept whole
     assert "timeout" not in host.check_output("journalctl -u %s --no-pager -n 30", UNIT).lower()
-    (row,) = events(host, "id = ?", open_event["id"])
+    (row,) = events(host, "id = ?", event["id"])
     assert row["end"] is not None
     whole(host, row)
 
 
 def test_a_recorder_killed_mid_event_keeps_what_it_wrote(host):
-    wait_for(lambda: events(host, "end is null"), timeout=60, interval=1)
-    time.sleep(6)  # a few segments into the event
-    (open_event,) = events(host, "end is null")[:1]
+    event = open_event(host, age=6)  # a few segments into the event
     host.check_output("systemctl kill -s KILL %s", UNIT)
 
     def recovered() -> list[dict]:
-        return events(host, "id = ? and end is not null", open_event["id"])
+        return events(host, "id = ? and end is not null", event["id"])
 
     rows = wait_for(recovered, timeout=90, interval=2)
     assert rows, host.check_output("journalctl -u %s --no-pager -n 40", UNIT)
@@ -140,14 +149,12 @@ def test_a_recorder_killed_mid_event_keeps_what_it_wrote(host):
 def test_a_site_restarted_mid_event_keeps_what_it_wrote(host):
     """A container restart with no grace (`docker restart -t 0`: everything killed at once, as in a
     reboot after a crash): the recorder starts again at boot and keeps the open event's video."""
-    wait_for(lambda: events(host, "end is null"), timeout=60, interval=1)
-    time.sleep(6)
-    (open_event,) = events(host, "end is null")[:1]
+    event = open_event(host, age=6)
     subprocess.run(["docker", "restart", "-t", "0", "mol-rec-site"], check=True, timeout=120)
 
     def recovered() -> list[dict]:
         try:
-            return events(host, "id = ? and end is not null", open_event["id"])
+            return events(host, "id = ? and end is not null", event["id"])
         except AssertionError:  # the container is still booting
             return []
 
