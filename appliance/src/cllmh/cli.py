@@ -156,6 +156,50 @@ def _guard_status(guard: ModuleType, config: GuardConfig) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    import ssl  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from cllmh.report import config as report_config  # noqa: PLC0415 - pydantic loads only here
+    from cllmh.report import outbox, service, transport  # noqa: PLC0415
+
+    try:
+        config = report_config.load_config(Path(args.config))
+    except ValueError as exc:
+        print(f"cllmh report: {exc}", file=sys.stderr)
+        return 2
+    if args.outbox:  # read-only: an operator (maybe root) leaves no file behind for the service
+        messages = outbox.read_listing(config.outbox_path)
+        parked = sum(m["parked"] is not None for m in messages)
+        listing = {"pending": len(messages) - parked, "parked": parked, "messages": messages}
+        print(json.dumps(listing, indent=2))
+        return 0
+    try:
+        context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        print(
+            f"cllmh report: cannot load the fleet CA {config.ca_file} or the site's certificate "
+            f"{config.cert_file} / key {config.key_file}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    if args.check_config:
+        print(f"{args.config}: ok (head office {config.url}, {len(config.cameras)} cameras)")
+        return 0
+    box = outbox.Outbox(config.outbox_path)
+    reporter = service.Reporter(config, box, transport.Transport(config.url, context, config.timeout_s))
+    stop = _stop_on_signals()
+    logging.getLogger("cllmh.report").info(
+        "reporting to %s every %g s (outbox %s: %d waiting)",
+        config.url,
+        config.heartbeat_s,
+        config.outbox_path,
+        box.stats().pending,
+    )
+    reporter.run(stop)
+    return 0
+
+
 def _cmd_record(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
@@ -252,6 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only validate the configuration")
     p.add_argument("--realtime", action="store_true", help="read a file source at its own pace (tests)")
     p.set_defaults(func=_cmd_record)
+
+    p = sub.add_parser(
+        "report", help="send heartbeats and kept events to head office through the on-disk outbox"
+    )
+    p.add_argument("--config", default="/etc/cllmh/report.yaml")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the configuration and load the certificates; send nothing",
+    )
+    mode.add_argument("--outbox", action="store_true", help="list the messages waiting in the outbox (JSON)")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from cllmh import dbread
+
 LOG = logging.getLogger("cllmh.events")
 
 INDEX_NAME = "index.sqlite3"
@@ -464,6 +466,57 @@ class Index:
     def status(self) -> dict | None:
         row = self.db.execute("SELECT status FROM guard_status WHERE id = 1").fetchone()
         return json.loads(row[0]) if row else None
+
+
+def read_only(root: Path) -> contextlib.AbstractContextManager[sqlite3.Connection | None]:
+    """A connection to the index that cannot write anything (None if there is no index yet)."""
+    return dbread.read_only(root / INDEX_NAME)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedEvent:
+    """A finished event as the index lists it (its files are under `path`)."""
+
+    event_id: str
+    camera: str
+    start: float
+    end: float
+    path: Path
+
+
+def finished_events(root: Path, since: float) -> list[IndexedEvent]:
+    """Finished events (end set: event.json written) that started at or after `since`, oldest first,
+    read without writing. An event being recorded has no end yet and is listed once it is finished."""
+    with read_only(root) as db:
+        if db is None:
+            return []
+        try:
+            rows = db.execute(
+                "SELECT id, camera, start, end, path FROM events"
+                " WHERE end IS NOT NULL AND start >= ? ORDER BY start",
+                (since,),
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+    return [IndexedEvent(r[0], r[1], float(r[2]), float(r[3]), Path(r[4])) for r in rows]
+
+
+def deletions_since(root: Path, since: float, retention: RetentionClass) -> int:
+    """How many events of this class were deleted since `since` (read without writing)."""
+    with read_only(root) as db:
+        if db is None:
+            return 0
+        try:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM deletions WHERE at >= ? AND retention = ?", (since, retention.label)
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return 0
+            raise
+    return int(count)
 
 
 # -- writing events ---------------------------------------------------------------------------

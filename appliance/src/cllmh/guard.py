@@ -494,18 +494,13 @@ def read_status(root: Path) -> StoredStatus | None:
     read-only, and without locking when no writer has it open (no -wal file), so neither the
     database nor its -wal/-shm files are created or changed. None if nothing is stored yet.
     Raises sqlite3.Error if the index cannot be read."""
-    path = root / ev.INDEX_NAME
-    if not path.is_file():
-        return None
-    active = Path(f"{path}-wal").exists()
-    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if active else "&immutable=1")
-    db = sqlite3.connect(uri, uri=True, timeout=5)
-    try:
-        row = db.execute("SELECT updated, status FROM guard_status WHERE id = 1").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
+    with ev.read_only(root) as db:
+        if db is None:
             return None
-        raise
-    finally:
-        db.close()
+        try:
+            row = db.execute("SELECT updated, status FROM guard_status WHERE id = 1").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
     return StoredStatus(float(row[0]), json.loads(row[1])) if row else None

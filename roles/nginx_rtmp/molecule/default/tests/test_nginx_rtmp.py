@@ -114,6 +114,14 @@ def test_local_publish_becomes_hls_with_short_fragments(host, publishing):
     assert out.strip().splitlines()[0] == "h264,320,180"
 
 
+def test_the_rtmp_statistics_are_served_on_loopback_only(host, viewer, publishing):
+    # What `cllmh report` reads (node_reporter_rtmp_stat_url): the stream, publishing, its resolution.
+    page = host.check_output("curl -sf http://127.0.0.1:8081/stat")
+    lobby = page.split("<name>lobby</name>", 1)[1].split("</stream>", 1)[0]
+    assert "<publishing/>" in lobby and "<width>320</width><height>180</height>" in lobby
+    assert viewer.run("curl -s -m 5 http://mol-nginx-site:8081/stat").rc != 0
+
+
 def test_rtmp_play_from_the_box_needs_no_token(host, publishing):
     # The recorder's path: 127.0.0.1, no token.
     assert host.check_output(f"{PROBE} rtmp://127.0.0.1/live/lobby").strip() == "h264"

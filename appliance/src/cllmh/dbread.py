@@ -1,0 +1,26 @@
+"""Reading an SQLite database that a service writes, without writing anything to it."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
+    """A connection that cannot write (None if there is no database yet): opened read-only, and
+    without locking when no writer has it open (no -wal file), so neither the database nor its
+    -wal/-shm files are created or changed, and a root operator leaves no root-owned file behind
+    for the service. Raises sqlite3.Error if it cannot be read."""
+    if not path.is_file():
+        yield None
+        return
+    active = Path(f"{path}-wal").exists()
+    uri = f"{path.absolute().as_uri()}?mode=ro" + ("" if active else "&immutable=1")
+    db = sqlite3.connect(uri, uri=True, timeout=5)
+    try:
+        yield db
+    finally:
+        db.close()
