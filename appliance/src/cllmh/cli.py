@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from cllmh import __version__, ingest, probe
+from cllmh.central import cli as central_cli
 
 if TYPE_CHECKING:
     from cllmh.guard import GuardConfig
@@ -252,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only validate the configuration")
     p.add_argument("--realtime", action="store_true", help="read a file source at its own pace (tests)")
     p.set_defaults(func=_cmd_record)
+
+    central_cli.add_parser(sub)
     return parser
 
 
