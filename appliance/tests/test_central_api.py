@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from centralkit import JPEG, dumps, event, heartbeat, key
 from flask import Flask
 from flask.testing import FlaskClient
 
+from centralkit import JPEG, dumps, event, heartbeat, key
 from cllmh.central import tick
 from cllmh.central.app import create_app
 from cllmh.central.auth import hash_password
@@ -124,7 +124,7 @@ def test_heartbeat_schema_error_names_the_wrong_field(client: FlaskClient, make:
     answer = post(client, "heartbeat", make(time.time()))
     assert answer.status_code == 400
     assert answer.json["field"] == field
-    assert field.split(".")[-1].split("[")[0] in answer.json["error"]
+    assert field.rsplit(".", maxsplit=1)[-1].split("[", maxsplit=1)[0] in answer.json["error"]
 
 
 def test_event_schema_errors_name_the_field(client: FlaskClient) -> None:
