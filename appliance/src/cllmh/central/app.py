@@ -17,7 +17,8 @@ from cllmh.central.store import Store
 
 def create_app(config: cfg.CentralConfig | None = None) -> Flask:
     config = config or cfg.load()
-    Store.open(config.database).close()  # migrate once, before any worker serves
+    search = config.elasticsearch is not None
+    Store.open(config.database, search_outbox=search).close()  # migrate once, before any worker serves
     app = Flask(__name__)
     app.config.update(
         CLLMH=config,
@@ -32,7 +33,7 @@ def create_app(config: cfg.CentralConfig | None = None) -> Flask:
 
     def store() -> Store:
         if "cllmh_store" not in g:
-            g.cllmh_store = Store(config.database)
+            g.cllmh_store = Store(config.database, search_outbox=search)
         return g.cllmh_store
 
     app.extensions["cllmh_store"] = store

@@ -88,6 +88,16 @@ MIGRATIONS: tuple[str, ...] = (
         last_used REAL
     );
     """,
+    # 2: documents waiting for Elasticsearch (when configured); SQLite stays the source of truth
+    """
+    CREATE TABLE search_outbox (
+        rowid INTEGER PRIMARY KEY,
+        stream TEXT NOT NULL,
+        doc_id TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        queued_at REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -163,8 +173,9 @@ def _user(row: sqlite3.Row) -> User:
 class Store:
     """One connection (per thread / request); `Store.open` migrates the file first."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, search_outbox: bool = False) -> None:
         self.path = path
+        self.search_outbox = search_outbox  # also queue documents for Elasticsearch
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -172,9 +183,9 @@ class Store:
         self.db.execute("PRAGMA foreign_keys=ON")
 
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path, *, search_outbox: bool = False) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
-        store = cls(path)
+        store = cls(path, search_outbox=search_outbox)
         store.migrate()
         return store
 
@@ -251,7 +262,31 @@ class Store:
                         "UPDATE sites SET last_sent_at = ?, state = ? WHERE name = ?",
                         (sent_at, json.dumps(state, separators=(",", ":")), site),
                     )
+                self._queue(db, "heartbeats", f"{site}:{key}", {
+                    "@timestamp": sent_at, "site": site, "received_at": now, "state": state
+                }, now)  # fmt: skip
             return outcome
+
+    def _queue(
+        self, db: sqlite3.Connection, stream: str, doc_id: str, doc: dict[str, Any], now: float
+    ) -> None:
+        if self.search_outbox:
+            db.execute(
+                "INSERT INTO search_outbox (stream, doc_id, doc, queued_at) VALUES (?, ?, ?, ?)",
+                (stream, doc_id, json.dumps(doc, separators=(",", ":")), now),
+            )
+
+    def search_batch(self, limit: int) -> list[tuple[int, str, str, str]]:
+        """The oldest queued documents: (rowid, stream, doc_id, doc JSON)."""
+        rows = self.db.execute("SELECT * FROM search_outbox ORDER BY rowid LIMIT ?", (limit,))
+        return [(r["rowid"], r["stream"], r["doc_id"], r["doc"]) for r in rows]
+
+    def search_done(self, rowids: list[int]) -> None:
+        with self.write() as db:
+            db.executemany("DELETE FROM search_outbox WHERE rowid = ?", [(r,) for r in rowids])
+
+    def search_backlog(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM search_outbox").fetchone()[0])
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -287,6 +322,11 @@ class Store:
                 return Outcome.DUPLICATE
             if jpeg is not None:
                 db.execute("INSERT INTO snapshots VALUES (?, ?)", (cursor.lastrowid, jpeg))
+            doc = {k: v for k, v in event.items() if k != "snapshot_jpeg_b64"}
+            doc.update(
+                {"@timestamp": event["start"], "site": site, "label": label, "has_snapshot": jpeg is not None}
+            )
+            self._queue(db, "events", f"{site}:{event['id']}", doc, now)
             return Outcome.STORED
 
     def events(  # noqa: PLR0917
@@ -346,6 +386,10 @@ class Store:
         with self.write() as db:
             events = db.execute("DELETE FROM events WHERE start < ?", (events_before,)).rowcount
             keys = db.execute("DELETE FROM idempotency WHERE received_at < ?", (keys_before,)).rowcount
+            # Heartbeats Elasticsearch could not take for that long are dropped; events wait.
+            db.execute(
+                "DELETE FROM search_outbox WHERE stream = 'heartbeats' AND queued_at < ?", (keys_before,)
+            )
         return events, keys
 
     # --- alerts ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from cllmh.central import alerts, notify
+from cllmh.central import alerts, notify, search
 from cllmh.central.config import CentralConfig
 from cllmh.central.store import Store
 
@@ -24,6 +24,7 @@ class TickResult:
     closed: int
     notified: int
     pruned_events: int
+    indexed: int = 0
 
 
 def run(store: Store, config: CentralConfig, now: float) -> TickResult:
@@ -49,4 +50,7 @@ def run(store: Store, config: CentralConfig, now: float) -> TickResult:
     pruned, _ = store.prune(
         now - config.event_retention_days * DAY, now - config.idempotency_retention_hours * HOUR
     )
-    return TickResult(len(plan.open), len(plan.close), notified, pruned)
+    indexed = 0
+    if config.elasticsearch is not None:
+        indexed = search.flush(store, config.elasticsearch).indexed
+    return TickResult(len(plan.open), len(plan.close), notified, pruned, indexed)
