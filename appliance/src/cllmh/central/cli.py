@@ -54,18 +54,50 @@ def _tick(args: argparse.Namespace) -> int:
         time.sleep(args.every)
 
 
+def _check(args: argparse.Namespace) -> int:
+    try:
+        config = _config(args)
+        if (
+            config.secret_key_file is not None
+            and config.secret_key is None
+            and config.secret_key_file.exists()
+        ):
+            config.secret()
+    except ValueError as exc:
+        print(f"cllmh central: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.config or 'configuration'}: ok")
+    return 0
+
+
 def _site(args: argparse.Namespace) -> int:
     from cllmh.central.auth import SITE_NAME  # noqa: PLC0415
 
-    if not SITE_NAME.match(args.name):
+    if args.action != "list" and not SITE_NAME.match(args.name or ""):
         print(f"cllmh central site: {args.name!r} is not a site name (a-z, 0-9, -)", file=sys.stderr)
         return 2
     store = _store(args)
+    if args.action == "list":
+        sites = store.sites()
+        print(json.dumps({s.name: "revoked" if s.revoked_at else "enrolled" for s in sites}))
+        return 0
     if args.action == "add":
+        site = store.site(args.name)
+        if site is not None and site.revoked_at is None:
+            print(f"{args.name}: already enrolled")
+            return 0
         store.enroll(args.name, time.time())
-    elif not store.revoke(args.name, time.time()):
+        print(f"{args.name}: enrolled")
+        return 0
+    site = store.site(args.name)
+    if site is None:
         print(f"cllmh central site: no site {args.name}", file=sys.stderr)
         return 1
+    if site.revoked_at is None:
+        store.revoke(args.name, time.time())
+        print(f"{args.name}: revoked")
+    else:
+        print(f"{args.name}: already revoked")
     return 0
 
 
@@ -112,9 +144,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=float, default=0, help="repeat every N seconds (development)")
     p.set_defaults(func=_tick)
 
-    p = commands.add_parser("site", help="enrol or revoke a site (its certificate's CN)")
-    p.add_argument("action", choices=["add", "revoke"])
-    p.add_argument("name")
+    p = commands.add_parser("check", help="only validate the configuration")
+    p.set_defaults(func=_check)
+
+    p = commands.add_parser("site", help="list, enrol or revoke sites (a site's name = its certificate's CN)")
+    p.add_argument("action", choices=["list", "add", "revoke"])
+    p.add_argument("name", nargs="?")
     p.set_defaults(func=_site)
 
     p = commands.add_parser("user", help="add or update a user")
