@@ -4,6 +4,7 @@ nginx may open -> the app; the alert timer; the service unprivileged and sandbox
 from __future__ import annotations
 
 import json
+import shlex
 import time
 import uuid
 
@@ -14,21 +15,30 @@ testinfra_hosts = ["docker://mol-central-api"]
 URL = "https://localhost/api/v1/site/heartbeat"
 
 
-def post(host, cert: str | None, extra: str = ""):
+def post(host, cert: str | None, *headers: str):
     now = time.time()
     body = {"schema": 1, "sent_at": now, "state": {"version": "0.1.0", "cameras": [
         {"name": "gate", "stream": "up", "since": now - 60}]}}  # fmt: skip
-    client = f"--cert /root/pki/{cert}.crt --key /root/pki/{cert}.key" if cert else ""
-    return host.run(
-        "curl -sS --cacert /root/pki/ca.crt %s -o /tmp/answer -w '%%{http_code}' "
-        "-H 'Content-Type: application/json' -H 'Idempotency-Key: %s' %s --data '%s' %s",
-        client, uuid.uuid4().hex, extra, json.dumps(body), URL,
-    )  # fmt: skip
+    argv = ["curl", "-sS", "--cacert", "/root/pki/ca.crt", "-o", "/tmp/answer", "-w", "%{http_code}"]
+    if cert:
+        argv += ["--cert", f"/root/pki/{cert}.crt", "--key", f"/root/pki/{cert}.key"]
+    for header in ["Content-Type: application/json", f"Idempotency-Key: {uuid.uuid4().hex}", *headers]:
+        argv += ["-H", header]
+    return host.run(shlex.join([*argv, "--data", json.dumps(body), URL]))
 
 
 def sites(host) -> dict:
     out = host.check_output("runuser -u cllmh -- /opt/cllmh/venv/bin/cllmh central site list")
     return json.loads(out)
+
+
+def last_seen(host, site: str):
+    code = (
+        "import sys; from pathlib import Path; from cllmh.central.store import Store; "
+        "print(Store(Path('/var/lib/cllmh-central/central.sqlite3')).site(sys.argv[1]).last_seen)"
+    )
+    out = host.check_output(shlex.join(["/opt/cllmh/venv/bin/python", "-c", code, site]))
+    return None if out == "None" else float(out)
 
 
 def test_the_listed_sites_are_enrolled(host):
@@ -39,6 +49,7 @@ def test_a_site_with_its_certificate_is_accepted(host):
     answer = post(host, "good")
     assert answer.stdout == "200", answer.stderr
     assert json.loads(host.file("/tmp/answer").content_string) == {"status": "ok", "duplicate": False}
+    assert last_seen(host, "site-a") is not None
 
 
 def test_no_certificate_is_401_and_bad_ones_are_refused(host):
@@ -48,8 +59,10 @@ def test_no_certificate_is_401_and_bad_ones_are_refused(host):
 
 
 def test_identity_headers_sent_by_a_client_are_ignored(host):
-    forged = "-H 'X-Cllmh-Client-Verify: SUCCESS' -H 'X-Cllmh-Client-Cn: site-gone'"
-    assert post(host, None, forged).stdout == "401"
+    forged = ["X-Cllmh-Client-Verify: SUCCESS", "X-Cllmh-Client-Cn: site-gone"]
+    assert post(host, None, *forged).stdout == "401"
+    assert post(host, "good", "X-Cllmh-Client-Cn: site-gone").stdout == "200"
+    assert last_seen(host, "site-gone") is None
 
 
 def test_only_nginx_may_open_the_api_socket(host):
