@@ -4,9 +4,11 @@ $CLLMH_CENTRAL_CONFIG); tests call `create_app(CentralConfig(...))`."""
 from __future__ import annotations
 
 import datetime as dt
+import os
+import threading
 from typing import Any
 
-from flask import Flask, g, jsonify
+from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from cllmh.central import config as cfg
@@ -31,18 +33,16 @@ def create_app(config: cfg.CentralConfig | None = None) -> Flask:
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=config.session_hours),
     )
 
+    # One connection per worker thread, kept across requests: closing the last connection of a WAL
+    # database checkpoints it, which per request cost more than the request itself (benchmark).
+    local = threading.local()
+
     def store() -> Store:
-        if "cllmh_store" not in g:
-            g.cllmh_store = Store(config.database, search_outbox=search)
-        return g.cllmh_store
+        if getattr(local, "pid", None) != os.getpid():
+            local.store, local.pid = Store(config.database, search_outbox=search), os.getpid()
+        return local.store
 
     app.extensions["cllmh_store"] = store
-
-    @app.teardown_appcontext
-    def _close(_exc: BaseException | None) -> None:
-        opened = g.pop("cllmh_store", None)
-        if opened is not None:
-            opened.close()
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> tuple[Any, int]:
