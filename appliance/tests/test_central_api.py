@@ -336,3 +336,18 @@ def test_admin_creates_users_with_roles_and_scopes(client: FlaskClient, app: Fla
     csrf = login(operator, "budi")
     attempt = {"username": "eko", "password": PASSWORD, "role": "admin"}
     assert operator.post("/api/v1/users", json=attempt, headers={"X-CSRF-Token": csrf}).status_code == 403
+
+
+def test_the_tick_prunes_snapshots_then_events_by_age(
+    client: FlaskClient, store: Store, config: CentralConfig
+) -> None:
+    now = time.time()
+    day = 86400
+    for age in (1, 40, 100):
+        post(client, "events", event(now - age * day, name=f"{age}-days"))
+    tick.run(store, config, now)
+    login(client, "ani")
+    kept = {e["id"]: e["has_snapshot"] for e in client.get("/api/v1/events").json["events"]}
+    assert kept == {"gate/1-days": True, "gate/40-days": False}  # 30 days of snapshots, 90 of events
+    assert client.get("/api/v1/sites/site-a/events/gate/40-days/snapshot.jpg").status_code == 404
+    assert store.db.execute("SELECT count(*) FROM snapshots").fetchone()[0] == 1

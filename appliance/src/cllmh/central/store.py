@@ -381,10 +381,15 @@ class Store:
         ).fetchone()
         return bytes(row[0]) if row else None
 
-    def prune(self, events_before: float, keys_before: float) -> tuple[int, int]:
-        """Drop events (with snapshots) and idempotency keys older than the given times."""
+    def prune(self, *, events_before: float, snapshots_before: float, keys_before: float) -> tuple[int, int]:
+        """Drop events (with snapshots), snapshots alone, idempotency keys older than the given times."""
         with self.write() as db:
             events = db.execute("DELETE FROM events WHERE start < ?", (events_before,)).rowcount
+            old = "SELECT rowid FROM events WHERE start < ? AND has_snapshot = 1"
+            db.execute(f"DELETE FROM snapshots WHERE event IN ({old})", (snapshots_before,))
+            db.execute(
+                "UPDATE events SET has_snapshot = 0 WHERE start < ? AND has_snapshot = 1", (snapshots_before,)
+            )
             keys = db.execute("DELETE FROM idempotency WHERE received_at < ?", (keys_before,)).rowcount
             # Heartbeats Elasticsearch could not take for that long are dropped; events wait.
             db.execute(

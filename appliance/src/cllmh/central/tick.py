@@ -48,7 +48,9 @@ def run(store: Store, config: CentralConfig, now: float) -> TickResult:
                 store.notified(alert.id, now)
                 notified += 1
     pruned, _ = store.prune(
-        now - config.event_retention_days * DAY, now - config.idempotency_retention_hours * HOUR
+        events_before=now - config.event_retention_days * DAY,
+        snapshots_before=now - config.snapshot_retention_days * DAY,
+        keys_before=now - config.idempotency_retention_hours * HOUR,
     )
     indexed = 0
     if config.elasticsearch is not None:

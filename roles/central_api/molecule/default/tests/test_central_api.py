@@ -19,16 +19,31 @@ def post(host, cert: str | None, *headers: str):
     now = time.time()
     body = {"schema": 1, "sent_at": now, "state": {"version": "0.1.0", "cameras": [
         {"name": "gate", "stream": "up", "since": now - 60}]}}  # fmt: skip
-    argv = ["curl", "-sS", "--cacert", "/root/pki/ca.crt", "-o", "/tmp/answer", "-w", "%{http_code}"]
+    argv = [
+        "curl",
+        "-sS",
+        "--cacert",
+        "/root/pki/ca.crt",
+        "-o",
+        "/tmp/answer",
+        "-w",
+        "%{http_code}",
+    ]
     if cert:
         argv += ["--cert", f"/root/pki/{cert}.crt", "--key", f"/root/pki/{cert}.key"]
-    for header in ["Content-Type: application/json", f"Idempotency-Key: {uuid.uuid4().hex}", *headers]:
+    for header in [
+        "Content-Type: application/json",
+        f"Idempotency-Key: {uuid.uuid4().hex}",
+        *headers,
+    ]:
         argv += ["-H", header]
     return host.run(shlex.join([*argv, "--data", json.dumps(body), URL]))
 
 
 def sites(host) -> dict:
-    out = host.check_output("runuser -u cllmh -- /opt/cllmh/venv/bin/cllmh central site list")
+    out = host.check_output(
+        "runuser -u cllmh -- /opt/cllmh/venv/bin/cllmh central site list"
+    )
     return json.loads(out)
 
 
@@ -37,7 +52,9 @@ def last_seen(host, site: str):
         "import sys; from pathlib import Path; from cllmh.central.store import Store; "
         "print(Store(Path('/var/lib/cllmh-central/central.sqlite3')).site(sys.argv[1]).last_seen)"
     )
-    out = host.check_output(shlex.join(["/opt/cllmh/venv/bin/python", "-c", code, site]))
+    out = host.check_output(
+        shlex.join(["/opt/cllmh/venv/bin/python", "-c", code, site])
+    )
     return None if out == "None" else float(out)
 
 
@@ -48,7 +65,10 @@ def test_the_listed_sites_are_enrolled(host):
 def test_a_site_with_its_certificate_is_accepted(host):
     answer = post(host, "good")
     assert answer.stdout == "200", answer.stderr
-    assert json.loads(host.file("/tmp/answer").content_string) == {"status": "ok", "duplicate": False}
+    assert json.loads(host.file("/tmp/answer").content_string) == {
+        "status": "ok",
+        "duplicate": False,
+    }
     assert last_seen(host, "site-a") is not None
 
 
@@ -69,7 +89,12 @@ def test_only_nginx_may_open_the_api_socket(host):
     sock = host.file("/run/cllmh-central.sock")
     assert sock.is_socket
     assert (sock.user, sock.group, sock.mode) == ("cllmh", "www-data", 0o660)
-    assert host.run("runuser -u nobody -- curl -s --unix-socket /run/cllmh-central.sock http://x/").rc != 0
+    assert (
+        host.run(
+            "runuser -u nobody -- curl -s --unix-socket /run/cllmh-central.sock http://x/"
+        ).rc
+        != 0
+    )
 
 
 def test_the_api_runs_unprivileged_and_sandboxed(host):
@@ -86,5 +111,9 @@ def test_the_alert_timer_runs_the_tick(host):
     assert host.service("cllmh-central-tick.timer").is_running
     host.run("systemctl start cllmh-central-tick.service")
     assert wait_for(
-        lambda: "opened" in host.run("journalctl -u cllmh-central-tick.service -o cat").stdout, 30
+        lambda: (
+            "opened"
+            in host.run("journalctl -u cllmh-central-tick.service -o cat").stdout
+        ),
+        30,
     )
