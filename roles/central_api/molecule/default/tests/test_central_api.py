@@ -41,9 +41,7 @@ def post(host, cert: str | None, *headers: str):
 
 
 def sites(host) -> dict:
-    out = host.check_output(
-        "runuser -u cllmh -- /opt/cllmh/venv/bin/cllmh central site list"
-    )
+    out = host.check_output("runuser -u cllmh -- /opt/cllmh/venv/bin/cllmh central site list")
     return json.loads(out)
 
 
@@ -52,9 +50,7 @@ def last_seen(host, site: str):
         "import sys; from pathlib import Path; from cllmh.central.store import Store; "
         "print(Store(Path('/var/lib/cllmh-central/central.sqlite3')).site(sys.argv[1]).last_seen)"
     )
-    out = host.check_output(
-        shlex.join(["/opt/cllmh/venv/bin/python", "-c", code, site])
-    )
+    out = host.check_output(shlex.join(["/opt/cllmh/venv/bin/python", "-c", code, site]))
     return None if out == "None" else float(out)
 
 
@@ -89,12 +85,7 @@ def test_only_nginx_may_open_the_api_socket(host):
     sock = host.file("/run/cllmh-central.sock")
     assert sock.is_socket
     assert (sock.user, sock.group, sock.mode) == ("cllmh", "www-data", 0o660)
-    assert (
-        host.run(
-            "runuser -u nobody -- curl -s --unix-socket /run/cllmh-central.sock http://x/"
-        ).rc
-        != 0
-    )
+    assert host.run("runuser -u nobody -- curl -s --unix-socket /run/cllmh-central.sock http://x/").rc != 0
 
 
 def test_the_api_runs_unprivileged_and_sandboxed(host):
@@ -111,9 +102,6 @@ def test_the_alert_timer_runs_the_tick(host):
     assert host.service("cllmh-central-tick.timer").is_running
     host.run("systemctl start cllmh-central-tick.service")
     assert wait_for(
-        lambda: (
-            "opened"
-            in host.run("journalctl -u cllmh-central-tick.service -o cat").stdout
-        ),
+        lambda: "opened" in host.run("journalctl -u cllmh-central-tick.service -o cat").stdout,
         30,
     )
