@@ -129,6 +129,7 @@ def head_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadOffice
         f"database: {office.database}\nsecret_key_file: {d / 'secret'}\ntrust_proxy_headers: true\n"
     )
     sock = d / "api.sock"
+    gunicorn_log = (d / "gunicorn.log").open("wb")
     env = {**os.environ, "CLLMH_CENTRAL_CONFIG": str(config), "PYTHONPATH": os.pathsep.join(sys.path)}
     gunicorn = subprocess.Popen(
         [
@@ -143,7 +144,7 @@ def head_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadOffice
         ],
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=(d / "gunicorn.log").open("wb"),
+        stderr=gunicorn_log,
     )
     port = free_port()
     conf = d / "nginx.conf"
@@ -180,6 +181,7 @@ def head_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadOffice
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        gunicorn_log.close()
 
 
 def send(office: HeadOffice, cert: Issued | None, headers: dict[str, str] | None = None) -> requests.Response:
