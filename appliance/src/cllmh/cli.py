@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from cllmh import __version__, ingest, probe
+from cllmh.central import cli as central_cli
 
 if TYPE_CHECKING:
     from cllmh.guard import GuardConfig
@@ -309,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.add_argument("--outbox", action="store_true", help="list the messages waiting in the outbox (JSON)")
     p.set_defaults(func=_cmd_report)
+    central_cli.add_parser(sub)
     return parser
 
 
