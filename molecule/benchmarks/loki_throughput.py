@@ -78,7 +78,7 @@ def wait_until(count, tag: str, lines: int, timeout: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
 

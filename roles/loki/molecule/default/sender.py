@@ -21,8 +21,13 @@ def line(args: argparse.Namespace, number: int) -> bytes:
     pri = 16 * 8 + SEVERITIES.index(args.severity)  # local0
     topic = f' topic="{args.topic}"' if args.topic else ""
     sd = f'[{SD_ID} site="{args.site}" sev="{args.severity}"{topic}]'
-    text = f"<{pri}>1 {stamp} {args.host} {args.program} - - {sd} {args.tag} n={number:06d}"
-    data = text.encode()
+    head = f"<{pri}>1 {stamp} {args.host} {args.program} - - {sd} {args.tag} ".encode()
+    data = (
+        head
+        + args.payload.encode()
+        + (b"\xff\xfe " if args.invalid_utf8 else b"")
+        + f"n={number:06d}".encode()
+    )
     return str(len(data)).encode() + b" " + data
 
 
@@ -39,6 +44,10 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=1)
     parser.add_argument("--count", type=int, default=1)
     parser.add_argument("--rate", type=float, default=0.0, help="lines per second; 0: as fast as possible")
+    parser.add_argument("--payload", default="", help="text before the number (end it with a space)")
+    parser.add_argument(
+        "--invalid-utf8", action="store_true", help="bytes that are not UTF-8 before the number"
+    )
     parser.add_argument("--dir", default="/opt/mol-sender")
     args = parser.parse_args()
 

@@ -21,9 +21,12 @@ def tag() -> str:
     return "t" + uuid.uuid4().hex[:10]
 
 
-def send(hub, run_tag: str, **options: str | int) -> None:
+def send(hub, run_tag: str, **options: str | int | bool) -> None:
     """sender.py in the hub's container: numbered lines over TLS, as a site forwards them."""
-    flags = " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in options.items())
+    flags = " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}")
+        for k, v in options.items()
+    )
     hub.check_output(f"python3 /opt/mol-sender/sender.py --tag {run_tag} {flags}")
 
 
@@ -100,6 +103,24 @@ def test_numbered_lines_reach_loki_with_site_host_severity_and_mikrotik_topic(ho
     assert "topic=firewall,info" in by_number[2]["values"][0][1]
     # The hub still writes its per-site files.
     assert run in host.check_output(f"cat /var/log/cctv/{SITE}/nvr-1/messages.log")
+
+
+def test_lines_with_quotes_backslashes_and_bytes_that_are_not_utf8_reach_loki(host):
+    # One bad JSON body would make Loki refuse the whole batch (400), and syslog-ng drops a refused batch.
+    run = tag()
+    send(host, run, first=1, payload='camera "gate" path C:\\rec\\x tab\there ')
+    send(host, run, first=2, invalid_utf8=True)
+    send(host, run, first=3)
+
+    def lines() -> list[str]:
+        return [
+            value[1] for stream in query(host, f'{{site="{SITE}"}} |= "{run}"') for value in stream["values"]
+        ]
+
+    wait_for(lambda: len(lines()) == 3, timeout=60)
+    got = sorted(lines(), key=lambda line: line.rsplit("n=", 1)[1])
+    assert len(got) == 3, got
+    assert 'camera "gate" path C:\\rec\\x tab\there n=000001' in got[0]
 
 
 def test_five_minute_loki_outage_with_a_hub_restart_loses_nothing_and_doubles_nothing(host):
