@@ -20,7 +20,7 @@ MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
 .PHONY: help venv host-packages engine image lab lab-down lint pytest models models-update molecule test \
-  bench-syslog clean
+  bench-syslog bench-loki clean
 
 help:
 	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
@@ -128,6 +128,11 @@ bench-syslog: venv image
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/syslog_throughput.py
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
+
+bench-loki: venv image
+	cd roles/loki && molecule -c $(ROOT)/molecule/base.yml converge
+	$(BIN)/python molecule/benchmarks/loki_throughput.py
+	cd roles/loki && molecule -c $(ROOT)/molecule/base.yml destroy
 
 clean:
 	rm -rf $(VENV) $(MODELS_VENV) build appliance/build
