@@ -19,7 +19,7 @@ from cllmh.report.config import ReportConfig
 from cllmh.report.outbox import Outbox
 from cllmh.report.service import Reporter
 from eventwriter import write_event
-from headoffice import HeadOffice, head_office
+from headoffice import HeadOffice, head_office, wait_for
 from pki import FleetCA
 
 SITES = (f"site-garut-{n}" for n in itertools.count())
@@ -103,10 +103,13 @@ def test_unavailable_head_office_gets_the_same_key_again(
     finally:
         central.start_api()
     site.settle()
-    answers = central.nginx_log()[seen:]
-    first = next(r for r in answers if r.status == 502)
-    again = [r.status for r in answers if r.key == first.key]
-    assert again == [502, 200], "retried with the same key until stored"
+    first = next(r for r in central.nginx_log()[seen:] if r.status == 502)
+
+    def again() -> list[int]:
+        return [r.status for r in central.nginx_log()[seen:] if r.key == first.key]
+
+    wait_for("nginx's log of the second try", lambda: len(again()) >= 2)  # written after the answer
+    assert again() == [502, 200], "retried with the same key until stored"
     assert central.event_ids(site.name) == ["gate/e0", "gate/e1", "gate/e2"]
     assert site.outbox.stats().pending_events == 0
 
