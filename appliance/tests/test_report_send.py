@@ -93,15 +93,19 @@ def make_site(tmp_path: Path, fleet: FleetCA, central: HeadOffice) -> Iterator[C
 
 
 def test_unavailable_head_office_gets_the_same_key_again(
-    central: HeadOffice, make_site: Callable[..., Site]
+    central: HeadOffice, make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture
 ) -> None:
     site = make_site()
     seen = len(central.nginx_log())
     central.stop_api()
     try:
-        site.reporter.tick()  # nginx answers 502: the API is down
+        with caplog.at_level(logging.WARNING, logger="cllmh.report"):
+            site.reporter.tick()  # nginx answers 502: the API is down
     finally:
         central.start_api()
+    (warning,) = [r.getMessage() for r in caplog.records if "cannot deliver" in r.getMessage()]
+    assert "HTTP 502" in warning and "502 Bad Gateway" in warning
+    assert "\n" not in warning, "nginx's HTML page logged as one line"
     site.settle()
     first = next(r for r in central.nginx_log()[seen:] if r.status == 502)
 
