@@ -113,9 +113,11 @@ def fleet(tmp_path: Path) -> FleetCA:
     return FleetCA(tmp_path / "pki")
 
 
-@pytest.fixture
-def central(tmp_path: Path, fleet: FleetCA) -> Iterator[HeadOffice]:
-    with head_office(tmp_path / "central", fleet, relay=True) as office:
+@pytest.fixture(params=[False], ids=["direct"])
+def central(request: pytest.FixtureRequest, tmp_path: Path, fleet: FleetCA) -> Iterator[HeadOffice]:
+    """Head office with the site enrolled; nginx -> gunicorn directly as in production, or through
+    the relay that can hold an answer back (parametrized `True` by a test)."""
+    with head_office(tmp_path / "central", fleet, relay=request.param) as office:
         office.enroll(SITE)
         yield office
 
@@ -213,6 +215,7 @@ def test_head_office_down_and_reporter_restarted_every_event_arrives_exactly_onc
     )
 
 
+@pytest.mark.parametrize("central", [True], ids=["relay"], indirect=True)
 def test_kill_9_mid_send_loses_nothing_and_doubles_nothing(site: Site, central: HeadOffice) -> None:
     assert central.relay is not None
     site.write_events(80)
