@@ -218,7 +218,7 @@ def test_head_office_down_and_reporter_restarted_every_event_arrives_exactly_onc
 @pytest.mark.parametrize("central", [True], ids=["relay"], indirect=True)
 def test_kill_9_mid_send_loses_nothing_and_doubles_nothing(site: Site, central: HeadOffice) -> None:
     assert central.relay is not None
-    site.write_events(80)
+    site.write_events(160)
     # 1. Killed exactly between head office storing an event and the answer reaching the site.
     central.relay.hold_next_event()
     site.start()
@@ -238,6 +238,8 @@ def test_kill_9_mid_send_loses_nothing_and_doubles_nothing(site: Site, central: 
     kills = 1
     for _ in range(4):
         before = len(site.pending_events())
+        if before < 16:  # a fast machine sent most of them already: enough kills
+            break
         site.start()
         wait_for("the outbox shrinking", lambda: len(site.pending_events()) <= before - 8)  # noqa: B023
         site.stop(signal.SIGKILL)
