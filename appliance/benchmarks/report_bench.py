@@ -8,8 +8,9 @@ a snapshot of SNAPSHOT_KB) with the recorder's own writer, then measures:
 - a poll with nothing new (every `poll_s` on a live site: the last hour), a full scan of the window
   (every 5 minutes), a poll with one new event, and the memory of the reporter's set of known ids
   (bounded by the window);
-- draining DRAIN messages to a real HTTPS receiver with client certificates in this process (one
-  TLS connection per message, as the reporter does): messages per second.
+- draining DRAIN messages to the real head office (tests/headoffice.py: nginx with mutual TLS,
+  gunicorn running cllmh.central with its SQLite store; one TLS connection per message, as the
+  reporter does): messages per second.
 
 Usage: python benchmarks/report_bench.py [--events N] [--drain N] [--dir PATH]
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,8 +34,8 @@ from cllmh.report.service import Reporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from eventwriter import write_event  # the tests' real event writer
+from headoffice import head_office
 from pki import FleetCA
-from sitereceiver import SiteReceiver
 
 CAMERAS, DAYS = 4, 30
 
@@ -57,12 +57,6 @@ def build(root: Path, total: int) -> None:
                     size=1024,
                 )
     index.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def intake(reporter: Reporter, config: ReportConfig, root: Path) -> None:
@@ -114,33 +108,29 @@ def main() -> int:
         print(f"store: {events} finished events built in {time.perf_counter() - t0:.1f} s")
 
         ca = FleetCA(work / "pki")
-        server, site = ca.server("localhost"), ca.site("bench-site")
-        port = free_port()
-        config = ReportConfig(
-            url=f"https://localhost:{port}",
-            ca_file=ca.cert_path,
-            cert_file=site.cert,
-            key_file=site.key,
-            state_dir=work / "report",
-            recordings_dir=root,
-            heartbeat_s=3600,
-            log_buffer_dir=work / "none",
-        )
-        context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
-        outbox = Outbox(config.outbox_path)
-        reporter = Reporter(config, outbox, transport.Transport(config.url, context, 30))
+        site = ca.site("bench-site")
+        with head_office(work / "central", ca) as central:
+            central.enroll("bench-site")
+            config = ReportConfig(
+                url=central.url,
+                ca_file=ca.cert_path,
+                cert_file=site.cert,
+                key_file=site.key,
+                state_dir=work / "report",
+                recordings_dir=root,
+                heartbeat_s=3600,
+                log_buffer_dir=work / "none",
+            )
+            context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
+            outbox = Outbox(config.outbox_path)
+            reporter = Reporter(config, outbox, transport.Transport(config.url, context, 30))
 
-        intake(reporter, config, root)
+            intake(reporter, config, root)
 
-        receiver = SiteReceiver(port, ca.cert_path, server.cert, server.key)
-        receiver.start()
-        try:
             batch = outbox.due(time.time(), limit=args.drain)
             t0 = time.perf_counter()
             delivered = sum(reporter.send(m) for m in batch)
             spent = time.perf_counter() - t0
-        finally:
-            receiver.stop()
         print(
             f"drain: {delivered} messages over mutual TLS in {spent:.1f} s ({delivered / spent:.0f}/s; "
             f"a backlog of {events} takes ~{events / (delivered / spent) / 60:.1f} min)"

@@ -1,11 +1,14 @@
-"""The reporter's sending rules against a real HTTPS receiver (in this process, real sockets and
-TLS): a 5xx is retried with the same key, a 4xx parks the message and the others still go."""
+"""The reporter's sending rules (Reporter.tick in this process) against the real head office
+(tests/headoffice.py: nginx rendered from the central_api role's template, gunicorn, cllmh.central):
+a 502 is retried with the same key, a 400 parks the message and the others still go, a 403 parks
+nothing. One head office for the module; each test is its own site."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,104 +19,146 @@ from cllmh.report.config import ReportConfig
 from cllmh.report.outbox import Outbox
 from cllmh.report.service import Reporter
 from eventwriter import write_event
+from headoffice import HeadOffice, head_office, wait_for
 from pki import FleetCA
-from sitereceiver import SiteReceiver
-from test_report_process import free_port
 
-Setup = tuple[SiteReceiver, Reporter, Outbox]
+SITES = (f"site-garut-{n}" for n in itertools.count())
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> FleetCA:
+    return FleetCA(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory: pytest.TempPathFactory, fleet: FleetCA) -> Iterator[HeadOffice]:
+    with head_office(tmp_path_factory.mktemp("central"), fleet) as office:
+        yield office
+
+
+class Site:
+    def __init__(self, name: str, reporter: Reporter, outbox: Outbox) -> None:
+        self.name, self.reporter, self.outbox = name, reporter, outbox
+
+    def settle(self, rounds: int = 50) -> None:
+        for _ in range(rounds):
+            self.reporter.tick()
+            if self.outbox.stats().pending_events == 0:
+                return
+            time.sleep(0.03)
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[Setup]:
-    ca = FleetCA(tmp_path / "pki")
-    server, site = ca.server("localhost"), ca.site("site-garut")
-    port = free_port()
-    receiver = SiteReceiver(port, ca.cert_path, server.cert, server.key)
-    receiver.start()
-    config = ReportConfig(
-        url=f"https://localhost:{port}",
-        ca_file=ca.cert_path,
-        cert_file=site.cert,
-        key_file=site.key,
-        state_dir=tmp_path / "report",
-        recordings_dir=tmp_path / "rec",
-        heartbeat_s=3600,
-        backoff_initial_s=0.01,
-        backoff_max_s=0.02,
-        log_buffer_dir=tmp_path / "none",
-    )
-    context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
-    outbox = Outbox(config.outbox_path)
-    reporter = Reporter(config, outbox, transport.Transport(config.url, context, 10))
-    index = ev.Index(config.recordings_dir)
-    for n in range(3):
-        write_event(
-            config.recordings_dir,
-            index,
-            camera="gate",
-            start=time.time(),
-            event_id=f"e{n}",
-            kind="vehicle",
-            size=10,
+def make_site(tmp_path: Path, fleet: FleetCA, central: HeadOffice) -> Iterator[Callable[..., Site]]:
+    """A site with three finished events (`cameras`: the camera of each), enrolled unless told."""
+    outboxes: list[Outbox] = []
+
+    def make(*, enrolled: bool = True, cameras: tuple[str, ...] = ("gate", "gate", "gate")) -> Site:
+        name = next(SITES)
+        cert = fleet.site(name)
+        config = ReportConfig(
+            url=central.url,
+            ca_file=fleet.cert_path,
+            cert_file=cert.cert,
+            key_file=cert.key,
+            state_dir=tmp_path / "report",
+            recordings_dir=tmp_path / "rec",
+            heartbeat_s=3600,
+            backoff_initial_s=0.01,
+            backoff_max_s=0.02,
+            log_buffer_dir=tmp_path / "none",
         )
-    index.close()
-    yield receiver, reporter, outbox
-    outbox.close()
-    receiver.stop()
+        context = transport.client_context(config.ca_file, config.cert_file, config.key_file)
+        outbox = Outbox(config.outbox_path)
+        outboxes.append(outbox)
+        index = ev.Index(config.recordings_dir)
+        for n, camera in enumerate(cameras):
+            write_event(
+                config.recordings_dir,
+                index,
+                camera=camera,
+                start=time.time(),
+                event_id=f"e{n}",
+                kind="vehicle",
+                size=10,
+            )
+        index.close()
+        if enrolled:
+            central.enroll(name)
+        return Site(name, Reporter(config, outbox, transport.Transport(config.url, context, 10)), outbox)
+
+    yield make
+    for outbox in outboxes:
+        outbox.close()
 
 
-def settle(reporter: Reporter, rounds: int = 50) -> None:
-    for _ in range(rounds):
-        reporter.tick()
-        if reporter.outbox.stats().pending_events == 0:
-            return
-        time.sleep(0.03)
+def test_unavailable_head_office_gets_the_same_key_again(
+    central: HeadOffice, make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture
+) -> None:
+    site = make_site()
+    seen = len(central.nginx_log())
+    central.stop_api()
+    try:
+        with caplog.at_level(logging.WARNING, logger="cllmh.report"):
+            site.reporter.tick()  # nginx answers 502: the API is down
+    finally:
+        central.start_api()
+    (warning,) = [r.getMessage() for r in caplog.records if "cannot deliver" in r.getMessage()]
+    assert "HTTP 502" in warning and "502 Bad Gateway" in warning
+    assert "\n" not in warning, "nginx's HTML page logged as one line"
+    site.settle()
+    first = next(r for r in central.nginx_log()[seen:] if r.status == 502)
 
+    def again() -> list[int]:
+        return [r.status for r in central.nginx_log()[seen:] if r.key == first.key]
 
-def test_unavailable_head_office_gets_the_same_key_again(setup: Setup) -> None:
-    receiver, reporter, outbox = setup
-    receiver.store.fail_next = 2
-    settle(reporter)
-    requests = receiver.store.requests
-    assert [r.kind for r in requests[:2]] == ["unavailable", "unavailable"]
-    first_key = requests[0].key
-    again = [r.kind for r in requests if r.key == first_key]
-    assert again == ["unavailable", "unavailable", "heartbeat"], "retried with the same key until stored"
-    assert sorted(receiver.store.events) == ["gate/e0", "gate/e1", "gate/e2"]
-    assert outbox.stats().pending_events == 0
+    wait_for("nginx's log of the second try", lambda: len(again()) >= 2)  # written after the answer
+    assert again() == [502, 200], "retried with the same key until stored"
+    assert central.event_ids(site.name) == ["gate/e0", "gate/e1", "gate/e2"]
+    assert site.outbox.stats().pending_events == 0
 
 
 def test_a_refused_event_is_parked_and_the_others_still_go(
-    setup: Setup, caplog: pytest.LogCaptureFixture
+    central: HeadOffice, make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver, reporter, outbox = setup
-    receiver.store.refuse = {"gate/e1"}
+    # The recorder accepts camera names with capitals; head office's contract does not (lower case
+    # only): a real message head office refuses with 400.
+    site = make_site(cameras=("gate", "Lobby", "gate"))
     with caplog.at_level(logging.ERROR, logger="cllmh.report"):
-        settle(reporter)
-        settle(reporter, rounds=3)  # later ticks do not send it again
-    assert sorted(receiver.store.events) == ["gate/e0", "gate/e2"]
-    assert [r.kind for r in receiver.store.requests if r.body.get("event", {}).get("id") == "gate/e1"] == [
-        "refused"
-    ]
-    stats = outbox.stats()
+        site.settle()
+        site.settle(rounds=3)  # later ticks do not send it again
+    assert central.event_ids(site.name) == ["gate/e0", "gate/e2"]
+    stats = site.outbox.stats()
     assert (stats.pending_events, stats.parked) == (0, 1)
-    (parked,) = [m for m in outbox.listing() if m["parked"] is not None]
-    assert parked["ref"] == "gate/e1" and parked["last_error"].startswith("HTTP 400")
-    assert "refused event gate/e1" in caplog.text and "event.labels" in caplog.text
+    (parked,) = [m for m in site.outbox.listing() if m["parked"] is not None]
+    assert parked["ref"] == "Lobby/e1" and parked["last_error"].startswith("HTTP 400")
+    assert '"field":"event.id"' in parked["last_error"], "head office names the wrong field"
+    assert [r.status for r in central.api_log() if r.key == parked["key"]] == [400], "sent once"
+    assert "refused event Lobby/e1" in caplog.text and "HTTP 400" in caplog.text
 
 
-def test_the_heartbeat_goes_before_a_backlog_of_events(setup: Setup) -> None:
-    receiver, reporter, _ = setup
-    reporter.tick()
-    assert receiver.store.requests[0].kind == "heartbeat"
+def test_the_heartbeat_goes_before_a_backlog_of_events(
+    central: HeadOffice, make_site: Callable[..., Site]
+) -> None:
+    site = make_site()
+    site.reporter.tick()
+    stored = central.site(site.name)
+    assert stored is not None and stored.last_seen is not None
+    with central.store() as store:
+        events = [
+            r[0] for r in store.db.execute("SELECT received_at FROM events WHERE site = ?", (site.name,))
+        ]
+    assert len(events) == 3 and stored.last_seen < min(events), "the heartbeat was received first"
 
 
-def test_the_heartbeat_has_exactly_the_contracts_fields(setup: Setup) -> None:
-    receiver, reporter, _ = setup
-    reporter.tick()
-    body = receiver.store.heartbeats[0]
-    assert set(body) == {"schema", "sent_at", "state"}
-    state = body["state"]
+def test_the_heartbeat_has_exactly_the_contracts_fields(
+    central: HeadOffice, make_site: Callable[..., Site]
+) -> None:
+    site = make_site()
+    site.reporter.tick()
+    stored = central.site(site.name)
+    assert stored is not None and stored.state is not None, "head office took the heartbeat"
+    state = stored.state
     assert set(state) == {
         "version",
         "uptime_s",
@@ -133,16 +178,18 @@ def test_the_heartbeat_has_exactly_the_contracts_fields(setup: Setup) -> None:
 
 
 def test_a_site_head_office_does_not_know_yet_parks_nothing_and_loses_nothing(
-    setup: Setup, caplog: pytest.LogCaptureFixture
+    central: HeadOffice, make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture
 ) -> None:
-    receiver, reporter, outbox = setup
-    receiver.store.refuse_site = True
+    site = make_site(enrolled=False)
     with caplog.at_level(logging.ERROR, logger="cllmh.report"):
-        settle(reporter, rounds=5)
-    assert {r.kind for r in receiver.store.requests} == {"forbidden"}
-    stats = outbox.stats()
+        site.settle(rounds=5)
+    keys = {m["key"] for m in site.outbox.listing()}
+    assert {r.status for r in central.api_log() if r.key in keys} <= {403}
+    assert central.event_ids(site.name) == []
+    stats = site.outbox.stats()
     assert (stats.pending_events, stats.parked) == (3, 0)
     assert "HTTP 403" in caplog.text and "is the site registered there" in caplog.text
-    receiver.store.refuse_site = False  # head office registers the site
-    settle(reporter)
-    assert sorted(receiver.store.events) == ["gate/e0", "gate/e1", "gate/e2"]
+    central.enroll(site.name)  # head office registers the site: `cllmh central site add`
+    site.settle()
+    assert central.event_ids(site.name) == ["gate/e0", "gate/e1", "gate/e2"]
+    assert site.outbox.stats().parked == 0

@@ -55,7 +55,8 @@ class Transport:
             response = connection.getresponse()
             text = response.read(4096).decode("utf-8", "replace")
             is_json = (response.getheader("Content-Type") or "").split(";")[0].strip() == "application/json"
-            return Answer(response.status, text.strip()[:300], is_json)
+            # One line: a proxy's HTML page (nginx's 502) would otherwise be several journal entries.
+            return Answer(response.status, " ".join(text.split())[:300], is_json)
         except ssl.SSLCertVerificationError as exc:
             return Answer(
                 None,
