@@ -6,6 +6,7 @@ nothing. One head office for the module; each test is its own site."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cllmh import events as ev
-from cllmh.report import transport
+from cllmh.report import messages, transport
 from cllmh.report.config import ReportConfig
 from cllmh.report.outbox import Outbox
 from cllmh.report.service import Reporter
@@ -121,20 +122,36 @@ def test_unavailable_head_office_gets_the_same_key_again(
 def test_a_refused_event_is_parked_and_the_others_still_go(
     central: HeadOffice, make_site: Callable[..., Site], caplog: pytest.LogCaptureFixture
 ) -> None:
-    # The recorder accepts camera names with capitals; head office's contract does not (lower case
-    # only): a real message head office refuses with 400.
-    site = make_site(cameras=("gate", "Lobby", "gate"))
+    site = make_site()
+    # A message head office refuses (400): a real event's body with a score no detector gives,
+    # put into the real outbox as the reporter would put it.
+    root = site.reporter.config.recordings_dir
+    e1 = next(e for e in ev.finished_events(root, 0) if messages.event_id(e) == "gate/e1")
+    real = json.loads(messages.event_body(root, e1) or b"{}")
+    real["event"]["id"] = "gate/e9"
+    real["event"]["labels"] = {"vehicle": 1.7}
+    key = site.outbox.enqueue_event("gate/e9", real["event"]["start"], json.dumps(real).encode(), time.time())
     with caplog.at_level(logging.ERROR, logger="cllmh.report"):
         site.settle()
         site.settle(rounds=3)  # later ticks do not send it again
-    assert central.event_ids(site.name) == ["gate/e0", "gate/e2"]
+    assert central.event_ids(site.name) == ["gate/e0", "gate/e1", "gate/e2"]
     stats = site.outbox.stats()
     assert (stats.pending_events, stats.parked) == (0, 1)
     (parked,) = [m for m in site.outbox.listing() if m["parked"] is not None]
-    assert parked["ref"] == "Lobby/e1" and parked["last_error"].startswith("HTTP 400")
-    assert '"field":"event.id"' in parked["last_error"], "head office names the wrong field"
+    assert (parked["ref"], parked["key"]) == ("gate/e9", key) and parked["last_error"].startswith("HTTP 400")
+    assert '"field":"event.labels.vehicle"' in parked["last_error"], "head office names the wrong field"
     assert [r.status for r in central.api_log() if r.key == parked["key"]] == [400], "sent once"
-    assert "refused event Lobby/e1" in caplog.text and "HTTP 400" in caplog.text
+    assert "refused event gate/e9" in caplog.text and "HTTP 400" in caplog.text
+
+
+def test_camera_names_the_site_records_are_taken_by_head_office(
+    central: HeadOffice, make_site: Callable[..., Site]
+) -> None:
+    """One rule for camera names (cllmh.names): a camera with capitals reaches head office."""
+    site = make_site(cameras=("gate", "Lobby", "Parkir_B-2"))
+    site.settle()
+    assert central.event_ids(site.name) == ["Lobby/e1", "Parkir_B-2/e2", "gate/e0"]
+    assert site.outbox.stats().parked == 0
 
 
 def test_the_heartbeat_goes_before_a_backlog_of_events(

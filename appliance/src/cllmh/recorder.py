@@ -43,6 +43,7 @@ from cllmh.detect import Detection, Detector, regions_around
 from cllmh.ingest import Backoff, redact, redact_text
 from cllmh.keeper import EventKeeper
 from cllmh.motion import MotionConfig, MotionDetector
+from cllmh.names import CAMERA_NAME
 from cllmh.source import (
     END,
     Frame,
@@ -98,7 +99,7 @@ class ModelConfig(BaseModel):
 class CameraConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+    name: Annotated[str, Field(pattern=CAMERA_NAME)]
     source: str
     # optional substream for analysis: frames are decoded from it, `source` is only copied
     detect_url: str | None = None

@@ -11,11 +11,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from cllmh.names import CAMERA_NAME, CAMERA_NAME_CHARS
+
 # 2001-09-09 .. 2286-11-20: rejects 0, negative values and milliseconds.
 _UNIX = {"type": "number", "minimum": 1_000_000_000, "maximum": 10_000_000_000}
 _UNIX_OR_NULL = {"anyOf": [_UNIX, {"type": "null"}]}
 _COUNT = {"type": "integer", "minimum": 0}
-_NAME = {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"}
+# the site's own rule for camera names (cllmh.names), so that head office takes what a site records
+_NAME = {"type": "string", "pattern": CAMERA_NAME}
 
 HEARTBEAT: dict[str, Any] = {
     "type": "object",
@@ -81,7 +84,7 @@ EVENT: dict[str, Any] = {
             "type": "object",
             "required": ["id", "camera", "start", "end", "labels"],
             "properties": {
-                "id": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}/[^/\x00]{1,200}$"},
+                "id": {"type": "string", "pattern": rf"^{CAMERA_NAME_CHARS}/[^/\x00]{{1,200}}$"},
                 "camera": _NAME,
                 "start": _UNIX,
                 "end": _UNIX,

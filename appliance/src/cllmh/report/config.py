@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from pydantic_core.core_schema import ValidationInfo
 
 from cllmh.config import load_yaml
+from cllmh.names import CAMERA_NAME
 
-CameraName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+CameraName = Annotated[str, StringConstraints(pattern=CAMERA_NAME)]
 
 
 class ReportConfig(BaseModel):
