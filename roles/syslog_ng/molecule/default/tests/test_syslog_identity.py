@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import uuid
 from pathlib import Path
@@ -44,7 +45,7 @@ try:
             except TimeoutError:
                 print("open")
 except ssl.SSLError as e:
-    print("refused", e.reason)
+    print("refused", e.reason or e)
 except OSError as e:
     print("refused", type(e).__name__, e)
 """
@@ -130,14 +131,39 @@ def assert_lands(hub, sender, identity: tuple[str, str], marker: str, site_dir: 
     ]
 
 
-def assert_refused(hub, sender, identity: tuple[str, str], site_identity: tuple[str, str]) -> str:
+HUB_OWN_LOG = "/var/log/cctv/mol-log-hub/mol-log-hub/messages.log"  # the hub's syslog-ng internal()
+
+
+def _validation_failures(hub, common_name: str, reason: str) -> int:
+    """How often the hub's syslog-ng logged refusing `common_name`'s certificate for `reason`."""
+    refusal = shlex.quote(f"Certificate validation failed; subject='CN={common_name}'")
+    error = shlex.quote(f"error='{reason}'")
+    out = hub.run(f"grep -F -- {refusal} {HUB_OWN_LOG} | grep -c -F -- {error}")
+    return int(out.stdout.strip() or 0)
+
+
+def assert_refused(
+    hub,
+    sender,
+    identity: tuple[str, str],
+    site_identity: tuple[str, str],
+    *,
+    reason: str = "",
+    cn: str = SITE,
+) -> str:
     """The hub ends the handshake and writes nothing: a line sent after it with a trusted
-    certificate arrives, the refused one never does."""
+    certificate arrives, the refused one never does. With `reason`, the hub logged refusing the
+    certificate of `cn` for that reason (OpenSSL's verification error)."""
     refused, after = f"refused-{tag()}", f"after-{tag()}"
+    before = _validation_failures(hub, cn, reason) if reason else 0
     verdict = send(sender, *identity, marker=refused)
     assert verdict.startswith("refused"), verdict
     assert_lands(hub, sender, site_identity, after, SITE)
     assert not on_hub(hub, refused)
+    if reason:
+        assert wait_for(lambda: _validation_failures(hub, cn, reason) > before, timeout=30), (
+            f"the hub did not log refusing CN={cn} for {reason!r}"
+        )
     return verdict
 
 
@@ -178,6 +204,11 @@ def test_a_host_name_that_cannot_be_a_directory_is_replaced_at_the_hub(host, sen
 
 @pytest.mark.parametrize("case", ["another CA", "expired", "no certificate"])
 def test_a_client_without_a_valid_fleet_certificate_is_refused(host, sender, site_identity, tmp_path, case):
+    reason = {
+        "another CA": "unable to get local issuer certificate",
+        "expired": "certificate has expired",
+        "no certificate": "",
+    }[case]
     if case == "another CA":
         other = FleetCA(tmp_path, name="Another CA").site(SITE)
         identity = (
@@ -193,7 +224,7 @@ def test_a_client_without_a_valid_fleet_certificate_is_refused(host, sender, sit
         )
     else:
         identity = ("", "")
-    verdict = assert_refused(host, sender, identity, site_identity)
+    verdict = assert_refused(host, sender, identity, site_identity, reason=reason)
     print(f"{case}: {verdict}")
 
 
@@ -217,32 +248,34 @@ def _serial(h, path: str) -> str:
 
 def test_renewal_and_revocation_of_a_second_site(host, sender, site_identity):
     """The sender becomes a second site (toko-tutup) with a 2-day certificate from the role: its lines
-    land under its name. The next run with a 1-day renewal window keeps it; a run with the default
-    window (30 days) issues a new one. Listed in cllmh_revoked_sites (fleet_ca_revoked_sites), the hub
-    re-converged: both of its certificates are refused. Then, no longer listed but not in the
-    inventory: still refused, while the inventory's site is still admitted."""
+    land under its name. The next run, with the default 30-day renewal window, issues it a new one
+    (that a certificate not due is kept is the idempotence step's). Listed in cllmh_revoked_sites
+    (fleet_ca_revoked_sites), the CRL pushed to the hub: both of its certificates are refused. No longer
+    listed but not in the inventory: still refused, while the inventory's site is still admitted."""
     both = {"fleet_ca_sites": [SITE, SECOND_SITE]}
-    short = json.dumps({**both, "fleet_ca_days": 2, "fleet_ca_renew_days": 1})
-    _playbook("identity.yml", "-e", short)
-    _playbook("converge.yml", "--limit", "mol-log-hub", "-e", json.dumps(both))
+    _playbook("identity.yml", "-e", json.dumps({**both, "fleet_ca_days": 2, "fleet_ca_renew_days": 1}))
     second = (f"{PKI}/host.crt", f"{PKI}/host.key")
     first_serial = _serial(sender, second[0])
     first = (_to_sender(sender, "first.crt", _from(SENDER, second[0])), second[1])
     assert_lands(host, sender, second, f"second-{tag()}", SECOND_SITE)
 
-    _playbook("identity.yml", "-e", short)
-    assert _serial(sender, second[0]) == first_serial, "re-issued although not due"
     _playbook("identity.yml", "-e", json.dumps(both))
     renewed_serial = _serial(sender, second[0])
     assert renewed_serial != first_serial, "not re-issued within the renewal window"
     assert_lands(host, sender, second, f"renewed-{tag()}", SECOND_SITE)
 
-    revoked = json.dumps({**both, "fleet_ca_revoked_sites": [SECOND_SITE]})
-    _playbook("converge.yml", "--limit", "mol-log-hub", "-e", revoked)
-    listed = [assert_refused(host, sender, ident, site_identity) for ident in (second, first)]
+    # The CRL push: the hub's part of converge, its identity and syslog-ng's TLS material only.
+    push = ("converge.yml", "--limit", "mol-log-hub", "--tags", "fleet_ca,syslog_ng_tls")
+    _playbook(*push, "-e", json.dumps({**both, "fleet_ca_revoked_sites": [SECOND_SITE]}))
+    listed = [
+        assert_refused(host, sender, ident, site_identity, reason="certificate revoked", cn=SECOND_SITE)
+        for ident in (second, first)
+    ]
 
-    _playbook("converge.yml", "--limit", "mol-log-hub")
-    removed = assert_refused(host, sender, second, site_identity)
+    _playbook(*push)
+    removed = assert_refused(
+        host, sender, second, site_identity, reason="certificate revoked", cn=SECOND_SITE
+    )
     print(
         f"renewed {first_serial} -> {renewed_serial}; revoked (listed): {listed}; "
         f"revoked (not in the inventory): {removed}"
