@@ -25,20 +25,28 @@ CLIENT_DIR = "/root/identity"
 CA_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "fleet-ca"
 CA_PASSPHRASE = b"molecule-only-passphrase"  # molecule.yml: fleet_ca_key_passphrase
 
-# An RFC 5424 line over TLS with octet counting, as a site's syslog-ng sends it. Prints "open"
-# when the hub kept the connection (accepted), "refused <reason>" when it ended the handshake.
+# RFC 5424 lines over TLS with octet counting, as a site's syslog-ng sends them: a first line, then
+# after a second the line under test. Prints "open" when the hub kept the connection (accepted),
+# "refused <reason>" when it ended the handshake. Why a first line: Debian 12's syslog-ng 3.38 names
+# the peer of a read only if the handshake was over before that read began, so lines that arrive in
+# the read finishing the handshake have no certificate name and are filed under "unknown" (README,
+# Identity; fixed upstream in axoflow/axosyslog#911).
 CLIENT = r"""
-import socket, ssl, sys
+import socket, ssl, sys, time
 host, port, ca, cert, key, line = sys.argv[1:7]
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 ctx.load_verify_locations(ca)
 if cert:
     ctx.load_cert_chain(cert, key)
-frame = line.encode()
+def frame(text):
+    data = text.encode()
+    return str(len(data)).encode() + b" " + data
 try:
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname=host) as tls:
-            tls.sendall(str(len(frame)).encode() + b" " + frame)
+            tls.sendall(frame("<14>1 - identity-test identity-test - - - connection opened"))
+            time.sleep(1)
+            tls.sendall(frame(line))
             tls.settimeout(3)
             try:
                 print("closed" if not tls.recv(1) else "data")
@@ -187,8 +195,6 @@ def test_one_identity_per_host_at_the_shared_paths(host, site):
 
 
 def test_a_site_claiming_another_site_s_name_is_filed_under_its_certificate_cn(host, sender, site_identity):
-    # Each on a new connection, as its first line: syslog-ng 3.38 names the peer of a read only
-    # once the handshake is over (the listener is TLS 1.2 for that, defaults/main.yml).
     for attempt in range(3):
         marker = f"spoof-{attempt}-{tag()}"
         verdict = send(sender, *site_identity, marker=marker, claimed_site="jkt-gudang")
@@ -196,7 +202,6 @@ def test_a_site_claiming_another_site_s_name_is_filed_under_its_certificate_cn(h
         files = wait_for(lambda m=marker: on_hub(host, m), timeout=60)
         assert files == [f"/var/log/cctv/{SITE}/nvr-x/messages.log"], files
     assert not host.file("/var/log/cctv/jkt-gudang").exists
-    assert not host.file("/var/log/cctv/unknown").exists
 
 
 def test_a_host_name_that_cannot_be_a_directory_is_replaced_at_the_hub(host, sender, site_identity):
