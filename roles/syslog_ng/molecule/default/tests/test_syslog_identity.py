@@ -25,12 +25,12 @@ CLIENT_DIR = "/root/identity"
 CA_DIR = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent")) / "fleet-ca"
 CA_PASSPHRASE = b"molecule-only-passphrase"  # molecule.yml: fleet_ca_key_passphrase
 
-# RFC 5424 lines over TLS with octet counting, as a site's syslog-ng sends them: a first line, then
-# after a second the line under test. Prints "open" when the hub kept the connection (accepted),
-# "refused <reason>" when it ended the handshake. Why a first line: Debian 12's syslog-ng 3.38 names
-# the peer of a read only if the handshake was over before that read began, so lines that arrive in
-# the read finishing the handshake have no certificate name and are filed under "unknown" (README,
-# Identity; fixed upstream in axoflow/axosyslog#911).
+# RFC 5424 lines over TLS with octet counting, as a site's syslog-ng sends them: a first line (the
+# same header, claiming the same site), then after a second the line under test. Prints "open" when
+# the hub kept the connection (accepted), "refused <reason>" when it ended the handshake. Why a first
+# line: Debian 12's syslog-ng 3.38 names the peer of a read only if the handshake was over before that
+# read began, so lines that arrive in the read finishing the handshake have no certificate name and are
+# filed under "unknown" (README, Identity; fixed upstream in axoflow/axosyslog#911).
 CLIENT = r"""
 import socket, ssl, sys, time
 host, port, ca, cert, key, line = sys.argv[1:7]
@@ -44,7 +44,7 @@ def frame(text):
 try:
     with socket.create_connection((host, int(port)), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname=host) as tls:
-            tls.sendall(frame("<14>1 - identity-test identity-test - - - connection opened"))
+            tls.sendall(frame(line.rsplit(" ", 1)[0] + " connection-opened"))
             time.sleep(1)
             tls.sendall(frame(line))
             tls.settimeout(3)
