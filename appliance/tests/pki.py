@@ -55,9 +55,26 @@ class FleetCA:
     name: str = "CLLMH test fleet CA"
     key: ec.EllipticCurvePrivateKey = field(default_factory=_key)
     revoked: list[int] = field(default_factory=list)
+    existing: x509.Certificate | None = None
+
+    @classmethod
+    def load(cls, directory: Path, cert: Path, key: Path, password: bytes | None = None) -> FleetCA:
+        """An existing CA (e.g. the `fleet_ca` role's) issuing into `directory`: its bad cases
+        (an expired certificate) are then of the very CA a hub trusts."""
+        certificate = x509.load_pem_x509_certificate(cert.read_bytes())
+        private = serialization.load_pem_private_key(key.read_bytes(), password)
+        if not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{key}: only EC CA keys are supported")
+        name = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        return cls(directory, name=str(name), key=private, existing=certificate)
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
+        if self.existing is not None:
+            self.certificate = self.existing
+            self.cert_path = self.directory / f"{self._slug()}.crt"
+            self.cert_path.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+            return
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.name)])
         self.certificate = (
             x509.CertificateBuilder()
