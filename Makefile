@@ -130,9 +130,9 @@ bench-syslog: venv image
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
 bench-loki: venv image
-	cd roles/loki && molecule -c $(ROOT)/molecule/base.yml converge
+	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/loki_throughput.py
-	cd roles/loki && molecule -c $(ROOT)/molecule/base.yml destroy
+	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
 clean:
 	rm -rf $(VENV) $(MODELS_VENV) build appliance/build

@@ -24,7 +24,8 @@ import subprocess
 import time
 import uuid
 
-HUB = "mol-loki-hub"
+HUB = "mol-log-hub"
+SENDER = "mol-log-site"  # sends with the site's own fleet certificate
 SITE = "toko-uji"
 FILE = f"/var/log/cctv/{SITE}/nvr-1/messages.log"
 LOKI = "http://127.0.0.1:3100"
@@ -90,7 +91,7 @@ def main() -> None:
         [
             "docker",
             "exec",
-            HUB,
+            SENDER,
             "python3",
             "/opt/mol-sender/sender.py",
             "--tag",

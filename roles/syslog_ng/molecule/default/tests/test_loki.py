@@ -7,27 +7,30 @@ import shlex
 import time
 import uuid
 
+import testinfra
 import yaml
 from cllmh_verify import wait_for
 
-testinfra_hosts = ["docker://mol-loki-hub"]
+testinfra_hosts = ["docker://mol-log-hub"]
 
 LOKI = "http://127.0.0.1:3100"
 SITE = "toko-uji"
 OUTAGE_S = 300
+SITE_HOST = testinfra.get_host("docker://mol-log-site")
 
 
 def tag() -> str:
     return "t" + uuid.uuid4().hex[:10]
 
 
-def send(hub, run_tag: str, **options: str | int | bool) -> None:
-    """sender.py in the hub's container: numbered lines over TLS, as a site forwards them."""
+def send(_hub, run_tag: str, **options: str | int | bool) -> None:
+    """sender.py in the site's container: numbered lines over TLS to the hub with the site's own
+    fleet certificate, as its syslog-ng forwards them."""
     flags = " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}")
         for k, v in options.items()
     )
-    hub.check_output(f"python3 /opt/mol-sender/sender.py --tag {run_tag} {flags}")
+    SITE_HOST.check_output(f"python3 /opt/mol-sender/sender.py --tag {run_tag} {flags}")
 
 
 def query(host, logql: str, since_s: int = 3600) -> list[dict]:
