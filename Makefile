@@ -70,6 +70,8 @@ lint: venv
 	$(BIN)/yamllint -s .
 	@echo "==> ansible-lint (production profile)"
 	$(BIN)/ansible-lint
+	@echo "==> every role option documented with the default the role uses"
+	$(BIN)/python .ci/check_argument_specs.py
 	@echo "==> ruff"
 	$(BIN)/ruff check appliance
 	$(BIN)/ruff format --check appliance
