@@ -11,10 +11,11 @@ from cllmh_verify import wait_for
 testinfra_hosts = ["docker://mol-rec-site"]
 
 ROOT = "/var/lib/cllmh/recordings"
-# The scenario's model (default: the shipped raw-output SSD; model_url: the postprocess SSD from a URL).
+# The scenario's model (molecule.yml: the postprocess SSD downloaded from a URL; the role's default is
+# the shipped raw-output SSD).
 MODEL = os.environ.get("CLLMH_EXPECT_MODEL", "ssdlite_mnv2_person_int8.tflite")
-# What the recorder analyses: default, the camera's 384x288 substream; model_url, the main stream
-# scaled to the analysis width (640).
+# What the recorder analyses: the camera's 384x288 substream (without one: the main stream scaled to
+# the analysis width, 640).
 ANALYSIS_SIZE = [int(v) for v in os.environ.get("CLLMH_EXPECT_ANALYSIS_SIZE", "384x288").split("x")]
 
 
