@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -48,6 +49,17 @@ def tag() -> str:
     return uuid.uuid4().hex[:10]
 
 
+def in_loki(hub, marker: str) -> list[dict]:
+    """Label sets of the streams in head office's Loki that hold a line containing `marker` (the hub
+    pushes every line it receives; Loki listens on the hub's loopback)."""
+    out = hub.run(
+        "curl -sfG http://127.0.0.1:3100/loki/api/v1/query_range"
+        " --data-urlencode %s --data-urlencode since=1h",
+        f'query={{site=~".+"}} |= "{marker}"',
+    )
+    return [stream["stream"] for stream in json.loads(out.stdout)["data"]["result"]] if out.rc == 0 else []
+
+
 def test_config_passes_the_syntax_check(host, hub):
     assert host.run("syslog-ng --syntax-only").rc == 0
     assert hub.run("syslog-ng --syntax-only").rc == 0
@@ -79,6 +91,14 @@ def test_nvr_lines_land_in_the_per_host_file_with_their_severity(  # noqa: PLR09
         lines[0]
     )
     assert wait_for(lambda: grep(hub, marker, hub_file(SENDER)), timeout=120), "not forwarded to the hub"
+    (labels,) = wait_for(lambda: in_loki(hub, marker), timeout=120)
+    assert labels == {
+        "site": SITE_NAME,
+        "host": SENDER,
+        "severity": "warning",
+        "facility": "local0",
+        "program": "hikvision-nvr",
+    }
 
 
 def test_errors_also_go_to_important_log(host, sender):
@@ -239,6 +259,10 @@ def test_routeros_lines_get_host_topic_severity_and_message(host, hub, sender, c
     assert expected in forwarded[0], forwarded[0]
     important = grep(host, marker, site_file(host_dir, "important.log"))
     assert bool(important) == (severity.split(".")[1] in {"emerg", "alert", "crit", "err"}), important
+    (labels,) = wait_for(lambda: in_loki(hub, marker), timeout=120)
+    expected_labels = (SITE_NAME, host_dir, severity.split(".")[1])
+    assert (labels["site"], labels["host"], labels["severity"]) == expected_labels, labels
+    assert labels.get("topic", "") == topic.split(",")[0], labels  # the topic family: a bounded label
 
 
 def test_the_box_s_own_journal_is_kept_and_forwarded(host, hub):
@@ -246,6 +270,14 @@ def test_the_box_s_own_journal_is_kept_and_forwarded(host, hub):
     host.check_output(f"logger -t cllmh-guard -p user.notice 'freed 3 GiB {marker}'")
     assert wait_for(lambda: grep(host, marker, site_file("mol-log-site")), timeout=60)
     assert wait_for(lambda: grep(hub, marker, hub_file("mol-log-site")), timeout=120)
+    (labels,) = wait_for(lambda: in_loki(hub, marker), timeout=120)
+    assert labels == {
+        "site": SITE_NAME,
+        "host": "mol-log-site",
+        "severity": "notice",
+        "facility": "user",
+        "program": "cllmh-guard",
+    }
 
 
 def test_a_host_name_cannot_escape_the_log_directory(host, sender):
