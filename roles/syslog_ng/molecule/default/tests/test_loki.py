@@ -90,7 +90,12 @@ def test_numbered_lines_reach_loki_with_site_host_severity_and_mikrotik_topic(ho
     run = tag()
     send(host, run, host="nvr-1", program="hikvision-nvr", severity="warning", first=1)
     send(host, run, host="router-1", program="routeros", severity="info", topic="firewall,info", first=2)
-    streams = wait_for(lambda: query(host, f'{{site="{SITE}"}} |= "{run}"'), timeout=60)
+
+    def both() -> list[dict]:  # two connections, two lines: wait for both, not the first one
+        streams = query(host, f'{{site="{SITE}"}} |= "{run}"')
+        return streams if len(numbers(streams)) >= 2 else []
+
+    streams = wait_for(both, timeout=120) or query(host, f'{{site="{SITE}"}} |= "{run}"')
     by_number = {int(s["values"][0][1].rsplit("n=", 1)[1]): s for s in streams}
     assert sorted(by_number) == [1, 2], streams
     nvr, router = by_number[1]["stream"], by_number[2]["stream"]

@@ -55,7 +55,7 @@ def in_loki(hub, marker: str) -> list[dict]:
     out = hub.run(
         "curl -sfG http://127.0.0.1:3100/loki/api/v1/query_range"
         " --data-urlencode %s --data-urlencode since=1h",
-        f'query={{site=~".+"}} |= "{marker}"',
+        f'query={{site="{SITE_NAME}"}} |= "{marker}"',  # not the hub's own journal (Loki logs queries)
     )
     return [stream["stream"] for stream in json.loads(out.stdout)["data"]["result"]] if out.rc == 0 else []
 
