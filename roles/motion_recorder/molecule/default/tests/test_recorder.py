@@ -63,7 +63,9 @@ def test_only_the_analysis_stream_is_decoded(host):
 
     def running_readers() -> dict[str, str]:
         commands = host.check_output("ps -C ffmpeg -o args=").splitlines()
-        found = {line.split(" -i ", 1)[1].split()[0]: line for line in commands if "rtmp://127.0.0.1" in line}
+        inputs = {line.split(" -i ", 1)[1].split()[0]: line for line in commands if " -i " in line}
+        # the recorder's readers: ffmpegs that read the local RTMP server (the ingests write to it)
+        found = {url: line for url, line in inputs.items() if url.startswith("rtmp://127.0.0.1")}
         # every reader up (after the outage tests one may be between two runs): the main stream,
         # and the substream when it is the one analysed
         return found if len(found) == (1 if ANALYSIS_SIZE[0] == 640 else 2) else {}
