@@ -200,7 +200,8 @@ def probe(
             Failure.TIMEOUT, f"{_FAILURE_TEXT[Failure.TIMEOUT]} (no result in {timeout_s:g} s)"
         ) from exc
     if done.returncode != 0:
-        raise classify_failure(done.stderr)
+        # ffprobe names its input "pipe:0" (the URL came on stdin): name the camera instead.
+        raise classify_failure(done.stderr.replace("pipe:0", redact(url)))
     try:
         data = json.loads(done.stdout or "{}")
     except json.JSONDecodeError as exc:
