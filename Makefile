@@ -76,12 +76,14 @@ lint: venv
 	$(BIN)/ruff check appliance
 	$(BIN)/ruff format --check appliance
 	@echo "==> ruff (Molecule tests, benchmarks and role scripts, with the appliance's settings)"
-	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule
-	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule
+	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule tests
+	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule tests
 
 pytest: venv host-packages
 	@echo "==> pytest appliance/"
 	cd appliance && $(BIN)/pytest
+	@echo "==> pytest tests/ (role asserts and inventory settings, on the controller)"
+	$(BIN)/pytest -q -p no:cacheprovider tests
 
 # The conversion tool runs in its own TensorFlow environment (build machine only).
 $(MODELS_VENV)/bin/activate: appliance/tools/requirements-models.txt

@@ -37,8 +37,9 @@ def test_backoff_rejects_impossible_settings(kwargs: dict) -> None:
 
 
 def test_rtsp_is_pulled_over_tcp_and_copied() -> None:
-    cmd = ingest.ffmpeg_command("rtsp://u:p@cam/stream1", "rtmp://127.0.0.1/live/cam1")
-    assert cmd[cmd.index("-rtsp_transport") + 1] == "tcp"
+    command = ingest.ffmpeg_command("rtsp://u:p@cam/stream1", "rtmp://127.0.0.1/live/cam1")
+    cmd = command.argv
+    assert "option rtsp_transport tcp" in (command.stdin or "").splitlines()
     assert cmd[cmd.index("-c:v") + 1] == "copy"
     assert "-an" in cmd
     assert cmd[-2:] == ["flv", "rtmp://127.0.0.1/live/cam1"]
@@ -46,10 +47,16 @@ def test_rtsp_is_pulled_over_tcp_and_copied() -> None:
 
 
 def test_audio_can_be_kept_or_transcoded_to_aac() -> None:
-    kept = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="copy")
+    kept = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="copy").argv
     assert kept[kept.index("-c:a") + 1] == "copy"
-    aac = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="aac")
+    aac = ingest.ffmpeg_command("rtsp://cam/1", "rtmp://x/live/a", audio="aac").argv
     assert aac[aac.index("-c:a") + 1] == "aac"
+
+
+def test_the_camera_url_is_in_no_argument_of_ffmpeg() -> None:
+    command = ingest.ffmpeg_command("rtsp://u:Rahasia-77@cam/stream1", "rtmp://127.0.0.1/live/cam1")
+    assert not any("Rahasia-77" in arg or "cam/stream1" in arg for arg in command.argv), command.argv
+    assert "file 'rtsp://u:Rahasia-77@cam/stream1'" in (command.stdin or "")
 
 
 def test_bad_scheme_and_audio_mode_are_clear_errors() -> None:
@@ -69,6 +76,24 @@ def test_ffmpeg_s_hevc_in_flv_refusal_is_diagnosed_with_the_fix() -> None:
 def test_passwords_never_reach_the_logs() -> None:
     assert ingest.redact("rtsp://admin:s3cret@10.0.0.5:554/h264") == "rtsp://admin:***@10.0.0.5:554/h264"
     assert ingest.redact("rtsp://10.0.0.5/h264") == "rtsp://10.0.0.5/h264"
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("rtsp://10.0.0.5/live?channel=1&password=s3cret", "rtsp://10.0.0.5/live?channel=1&password=***"),
+        ("rtsp://10.0.0.5/h264?user=admin&pwd=s3cret&x=1", "rtsp://10.0.0.5/h264?user=admin&pwd=***&x=1"),
+        # XMEye DVRs put them in the path.
+        (
+            "rtsp://10.0.0.5:554/user=admin&password=s3cret&channel=1",
+            "rtsp://10.0.0.5:554/user=admin&password=***&channel=1",
+        ),
+        ("rtmp://h/live/van?key=s3cret", "rtmp://h/live/van?key=***"),
+    ],
+)
+def test_credentials_in_url_arguments_are_redacted(url: str, redacted: str) -> None:
+    assert ingest.redact(url) == redacted
+    assert ingest.redact_text(f"[rtsp] {url} failed") == f"[rtsp] {redacted} failed"
 
 
 def test_every_url_in_ffmpeg_messages_is_redacted() -> None:
@@ -141,7 +166,7 @@ def test_restream_copies_video_to_rtmp_without_reencoding(h264_clip: Path, tmp_p
     try:
         time.sleep(1.0)
         cmd = ingest.ffmpeg_command(str(h264_clip), f"rtmp://127.0.0.1:{port}/live/cam1")
-        subprocess.run(cmd, check=True, timeout=60)
+        subprocess.run(cmd.argv, input=cmd.stdin, text=True, check=True, timeout=60)
         server.wait(timeout=30)
     finally:
         server.kill()
@@ -239,3 +264,48 @@ def test_an_h265_camera_is_named_with_the_fix_and_retried_at_the_maximum_backoff
     assert errors[0].startswith("gerbang: cannot restream: the camera sends H.265")
     assert "main stream to H.264" in errors[0] and "H.264 substream" in errors[0]
     assert sum(clock.slept) == pytest.approx(8)  # the maximum after the first failure, not 1 s
+
+
+def test_the_camera_password_is_in_no_process_s_arguments(h264_clip: Path, tmp_path: Path) -> None:
+    """`cllmh ingest` as systemd runs it (URL in its environment) restreams a live camera; meanwhile
+    neither it nor its ffmpeg shows the URL or password in its command line (what `ps` prints), and
+    ffmpeg's environment does not hold it either."""
+    from livecamera import LiveCamera  # noqa: PLC0415 - the HTTP camera server is for these tests only
+
+    camera = LiveCamera(h264_clip).start()
+    secret = "Rahasia-Kamera-77"
+    source = camera.url.replace("http://", f"http://viewer:{secret}@")
+    port = _free_port()
+    received = tmp_path / "received.flv"
+    listen = [need("ffmpeg"), "-v", "error", "-listen", "1", "-f", "flv"]
+    server = subprocess.Popen(
+        [*listen, "-i", f"rtmp://127.0.0.1:{port}/live/cam1", "-t", "3", "-c", "copy", str(received)]
+    )
+    env = {"PATH": "/usr/bin:/bin", "CLLMH_CAMERA_URL": source}
+    run = [sys.executable, "-c", "import sys; from cllmh.cli import main; sys.exit(main())", "ingest"]
+    target = f"rtmp://127.0.0.1:{port}/live/cam1"
+    proc = subprocess.Popen(
+        [*run, "--name", "cam1", "--source-env", "CLLMH_CAMERA_URL", "--target", target],
+        env={**env, "PYTHONPATH": ":".join(sys.path)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_listening(port, server)
+        deadline = time.monotonic() + 30
+        children: list[psutil.Process] = []
+        while time.monotonic() < deadline and not children:
+            children = psutil.Process(proc.pid).children()
+            time.sleep(0.1)
+        assert children, "no ffmpeg started"
+        for process in [psutil.Process(proc.pid), *children]:
+            assert not any(secret in arg or "cam.ts" in arg for arg in process.cmdline()), process.cmdline()
+        assert not any(secret in value for value in children[0].environ().values())
+        server.wait(timeout=60)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+        server.kill()
+        camera.kill()
+    stream = probe_video(str(received))
+    assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 240)

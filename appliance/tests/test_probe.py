@@ -205,6 +205,8 @@ def test_a_wrong_password_is_an_auth_error(camera: str) -> None:
         probe.probe(f"rtsp://kamera:Salah-999@{camera}/cam1", window_s=6)
     assert exc.value.kind is probe.Failure.AUTH
     assert "Salah-999" not in exc.value.message
+    # The URL reached ffprobe on stdin; the message still names the camera (password masked).
+    assert f"rtsp://kamera:***@{camera}/cam1" in exc.value.message, exc.value.message
 
 
 def test_a_wrong_path_is_not_found(camera: str) -> None:

@@ -6,7 +6,9 @@ pure functions; `Supervisor` is the thin loop that runs ffmpeg and applies them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -62,15 +64,21 @@ class Backoff:
         return min(self.maximum, self.initial * self.factor ** (failures - 1))
 
 
+# Credentials some cameras take as URL arguments (?password=, XMEye's /user=admin&password=...).
+_SECRET_ARGUMENT = re.compile(
+    r"(?i)((?:[?&;/]|%3f|%26)(?:password|passwd|pass|pwd|token|key|secret|auth|signature|sig)=)[^&;/\s'\"]*"
+)
+
+
 def redact(url: str) -> str:
-    """The URL with any password replaced, for logs."""
+    """The URL with any password replaced (in its user part or as an argument), for logs."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username}:***@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return parts._replace(netloc=netloc).geturl()
+    if parts.password is not None:
+        netloc = f"{parts.username}:***@{parts.hostname}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        url = parts._replace(netloc=netloc).geturl()
+    return _SECRET_ARGUMENT.sub(r"\1***", url)
 
 
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@/\s]*@", re.IGNORECASE)
@@ -78,7 +86,7 @@ _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]*):[^@
 
 def redact_text(text: str) -> str:
     """`text` with the password of every URL in it replaced (ffmpeg prints URLs in errors)."""
-    return _USERINFO.sub(r"\g<scheme>\g<user>:***@", text)
+    return _SECRET_ARGUMENT.sub(r"\1***", _USERINFO.sub(r"\g<scheme>\g<user>:***@", text))
 
 
 def diagnose(line: str) -> str | None:
@@ -89,6 +97,43 @@ def diagnose(line: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Command:
+    """A process to run: its arguments, and what to write to its standard input (then closed)."""
+
+    argv: list[str]
+    stdin: str | None = None
+
+
+# Protocols a camera URL may lead ffmpeg through (pipe: the concat script itself).
+_NETWORK_PROTOCOLS = "pipe,rtsp,rtsps,rtmp,rtmps,rtp,srtp,udp,tcp,tls,http,https,httpproxy,crypto"
+
+
+def source_input(source: str, *, io_timeout_s: float) -> Command:
+    """ffmpeg/ffprobe input arguments that open `source` without the URL in the argument list.
+
+    A camera URL carries its password, and any user can read any process's arguments (`ps`). A
+    network URL is therefore given as a one-file ffconcat script on standard input: the URL and
+    its input options are in the script, and the arguments name only `pipe:0`. A local file has
+    no password and is opened directly.
+    """
+    scheme = urlsplit(source).scheme.lower()
+    options: list[tuple[str, str]] = []
+    if scheme.startswith("rtsp"):
+        # TCP survives NAT and lossy links; timeout (µs) ends a stalled or unreachable read.
+        options = [("rtsp_transport", "tcp"), ("timeout", str(int(io_timeout_s * 1_000_000)))]
+    elif scheme.startswith("rtmp") or scheme.startswith("http"):
+        options = [("rw_timeout", str(int(io_timeout_s * 1_000_000)))]
+    if scheme in ("", "file"):
+        return Command(["-i", source])
+    quoted = source.replace("'", "'\\''")
+    script = "\n".join(
+        ["ffconcat version 1.0", f"file '{quoted}'", *(f"option {key} {value}" for key, value in options)]
+    )
+    argv = ["-f", "concat", "-safe", "0", "-protocol_whitelist", _NETWORK_PROTOCOLS, "-i", "pipe:0"]
+    return Command(argv, script + "\n")
+
+
 def ffmpeg_command(
     source: str,
     target: str,
@@ -96,26 +141,25 @@ def ffmpeg_command(
     audio: str = "drop",
     io_timeout_s: float = 10.0,
     ffmpeg: str = "ffmpeg",
-) -> list[str]:
-    """The ffmpeg argument list that restreams `source` to `target` without re-encoding video."""
+) -> Command:
+    """The ffmpeg command that restreams `source` to `target` without re-encoding video.
+
+    The source URL (with its password) goes to ffmpeg on standard input, never in its arguments.
+    """
     scheme = urlsplit(source).scheme.lower()
     if scheme not in SUPPORTED_SCHEMES:
         raise ValueError(f"unsupported camera URL scheme {scheme!r} in {redact(source)}")
     if audio not in AUDIO_MODES:
         raise ValueError(f"audio must be one of {', '.join(AUDIO_MODES)}, not {audio!r}")
+    source_args = source_input(source, io_timeout_s=io_timeout_s)
     args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning", "-fflags", "+genpts"]
-    if scheme.startswith("rtsp"):
-        # TCP survives NAT and lossy links; -timeout (µs) ends a stalled or unreachable read.
-        args += ["-rtsp_transport", "tcp", "-timeout", str(int(io_timeout_s * 1_000_000))]
-    elif scheme.startswith("rtmp") or scheme.startswith("http"):
-        args += ["-rw_timeout", str(int(io_timeout_s * 1_000_000))]
-    args += ["-i", source, "-map", "0:v:0", "-c:v", "copy"]
+    args += [*source_args.argv, "-map", "0:v:0", "-c:v", "copy"]
     if audio == "drop":
         args += ["-an"]
     else:
         args += ["-map", "0:a:0?", "-c:a", "copy" if audio == "copy" else "aac"]
     args += ["-f", "flv", target]
-    return args
+    return Command(args, source_args.stdin)
 
 
 class Supervisor:
@@ -124,14 +168,14 @@ class Supervisor:
     def __init__(
         self,
         name: str,
-        command: Sequence[str],
+        command: Command | Sequence[str],
         backoff: Backoff,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = name
-        self.command = list(command)
+        self.command = command if isinstance(command, Command) else Command(list(command))
         self.backoff = backoff
         self.clock = clock
         self.sleep = sleep
@@ -152,9 +196,19 @@ class Supervisor:
             started = self.clock()
             LOG.info("%s: starting ffmpeg (attempt %d)", self.name, self.failures + 1)
             self._child = subprocess.Popen(
-                self.command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+                self.command.argv,
+                stdin=subprocess.DEVNULL if self.command.stdin is None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+                # The camera settings (URL with password) stay with this process.
+                env={key: value for key, value in os.environ.items() if not key.startswith("CLLMH_")},
             )
             assert self._child.stderr is not None
+            if self._child.stdin is not None:
+                with contextlib.suppress(BrokenPipeError):
+                    self._child.stdin.write(self.command.stdin or "")
+                    self._child.stdin.close()
             fix = None
             for line in self._child.stderr:  # ffmpeg's own messages, credentials removed
                 if line.strip():

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from cllmh.ingest import HEVC_FIX, redact, redact_text
+from cllmh.ingest import HEVC_FIX, Command, redact, redact_text, source_input
 
 # What the ingest can copy into the RTMP restream (FLV): H.264 only with Debian 12's ffmpeg 5.1.
 SUPPORTED_CODECS = ("h264",)
@@ -160,13 +160,10 @@ def judge(url: str, data: dict, *, window_s: float, max_keyframe_interval_s: flo
     )
 
 
-def ffprobe_command(url: str, *, window_s: float, io_timeout_s: float, ffprobe: str = "ffprobe") -> list[str]:
-    scheme = urlsplit(url).scheme.lower()
-    args = [ffprobe, "-hide_banner", "-v", "error"]
-    if scheme.startswith("rtsp"):
-        args += ["-rtsp_transport", "tcp", "-timeout", str(int(io_timeout_s * 1_000_000))]
-    elif scheme.startswith("rtmp"):
-        args += ["-rw_timeout", str(int(io_timeout_s * 1_000_000))]
+def ffprobe_command(url: str, *, window_s: float, io_timeout_s: float, ffprobe: str = "ffprobe") -> Command:
+    """ffprobe reading `window_s` s of `url`; the URL goes on standard input (see source_input)."""
+    source = source_input(url, io_timeout_s=io_timeout_s)
+    args = [ffprobe, "-hide_banner", "-v", "error", *source.argv[:-2]]
     args += [
         "-select_streams",
         "v:0",
@@ -176,9 +173,9 @@ def ffprobe_command(url: str, *, window_s: float, io_timeout_s: float, ffprobe: 
         f"%+{window_s:g}",
         "-of",
         "json",
-        url,
+        *source.argv[-2:],
     ]
-    return args
+    return Command(args, source.stdin)
 
 
 def probe(
@@ -195,13 +192,16 @@ def probe(
         raise ProbeError(Failure.BAD_URL, f"not an RTSP/RTMP URL: {redact(url)}")
     cmd = ffprobe_command(url, window_s=window_s, io_timeout_s=min(10.0, timeout_s), ffprobe=ffprobe)
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            cmd.argv, input=cmd.stdin or "", capture_output=True, text=True, timeout=timeout_s, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise ProbeError(
             Failure.TIMEOUT, f"{_FAILURE_TEXT[Failure.TIMEOUT]} (no result in {timeout_s:g} s)"
         ) from exc
     if done.returncode != 0:
-        raise classify_failure(done.stderr)
+        # ffprobe names its input "pipe:0" (the URL came on stdin): name the camera instead.
+        raise classify_failure(done.stderr.replace("pipe:0", redact(url)))
     try:
         data = json.loads(done.stdout or "{}")
     except json.JSONDecodeError as exc:

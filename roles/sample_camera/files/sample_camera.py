@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -141,7 +142,8 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="/cam1")
     parser.add_argument("--user", default="")
-    parser.add_argument("--password", default="")
+    # From the environment by default (systemd's EnvironmentFile): not in the process's arguments.
+    parser.add_argument("--password", default=os.environ.get("SAMPLE_CAMERA_PASSWORD", ""))
     parser.add_argument("--substream-file", default="", help="a smaller encoding of the same footage")
     parser.add_argument("--substream-path", default="/cam1_sub")
     args = parser.parse_args()

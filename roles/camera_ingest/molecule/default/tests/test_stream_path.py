@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import time
 from email.utils import parsedate_to_datetime
 
@@ -116,7 +119,8 @@ def test_rtmp_play_needs_a_token_from_other_hosts(camera, host):
 def test_ingest_runs_as_an_unprivileged_service(host):
     svc = host.service("cllmh-ingest@gate")
     assert svc.is_running and svc.is_enabled
-    assert host.check_output("systemctl show -p User --value cllmh-ingest@gate") == "cllmh"
+    # Its own user: the camera passwords in its environment are out of the recorder's (cllmh) reach.
+    assert host.check_output("systemctl show -p User --value cllmh-ingest@gate") == "cllmh-ingest"
     env = host.file("/etc/cllmh/cameras/gate.env")
     assert env.mode == 0o600 and env.user == "root"
     # The camera password is never written to the journal.
@@ -162,3 +166,69 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
     assert back, "the stream did not come back"
     print(f"HLS back {elapsed:.1f} s after the camera returned")
     assert elapsed <= 20
+
+
+EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
+
+
+@pytest.mark.parametrize("unit", ["cllmh-ingest@gate.service", "cllmh-ingest-sub@gate.service"])
+def test_the_ingest_units_are_sandboxed(host, unit):
+    out = host.check_output(f"systemd-analyze security --no-pager {unit}")
+    exposure = float(EXPOSURE.search(out).group(1))
+    print(f"systemd-analyze security {unit}: exposure {exposure}")
+    assert exposure <= 2.5, out
+
+
+def test_the_camera_password_is_in_no_process_listing_and_out_of_the_recorder_user_s_reach(host):
+    assert "Kamera-Uji-2026" not in host.check_output("ps -eo user,args")
+    pid = host.check_output("systemctl show -p MainPID --value cllmh-ingest@gate")
+    assert int(pid) > 0
+    # The environment holds the URL: readable by the ingest's own user (and root), not by cllmh.
+    assert "Kamera-Uji-2026" in host.check_output(f"tr '\\0' '\\n' < /proc/{pid}/environ")
+    as_recorder = host.run(f"runuser -u cllmh -- cat /proc/{pid}/environ")
+    assert as_recorder.rc != 0 and "Kamera-Uji-2026" not in as_recorder.stdout
+
+
+# Every secret of this scenario, and new values given on the command line below.
+SECRETS = ["Kamera-Uji-2026", "salah-sandi", "Lihat-Kamera-1", "Kunci-Publikasi-Van-123"]
+NEW_SECRETS = {
+    "cam_password": "Sandi-Baru-2027",
+    "satpam": "Lihat-Baru-2027",
+    "van": "Kunci-Baru-Rahasia-0042",
+}
+
+
+def test_a_verbose_diff_run_prints_no_secret():
+    """`ansible-playbook -v --diff` (check mode) of this scenario's play, with every secret changed so that
+    each file holding one would show a diff: no secret, old or new, is printed."""
+    overrides = {
+        "cam_password": NEW_SECRETS["cam_password"],
+        "nginx_rtmp_viewers": [{"name": "satpam", "password": NEW_SECRETS["satpam"]}],
+        "nginx_rtmp_publish_keys": {"van": NEW_SECRETS["van"]},
+    }
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            f"{ephemeral}/inventory",
+            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
+            "--check",
+            "--diff",
+            "-v",
+            "-e",
+            json.dumps(overrides),
+        ],
+        # Without the check step's callback (cllmh_check_unchanged): this run is meant to change things.
+        env={**os.environ, "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-3000:]
+    # The new secrets did reach the tasks that write them (which hid their diffs).
+    assert "changed: [mol-ingest-site]" in output and "changed: [mol-ingest-camera]" in output, output[-3000:]
+    leaked = [secret for secret in [*SECRETS, *NEW_SECRETS.values()] if secret in output]
+    assert not leaked, f"printed: {leaked}"

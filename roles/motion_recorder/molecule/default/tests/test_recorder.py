@@ -25,6 +25,11 @@ def test_the_recorder_runs_unprivileged(host):
     assert host.check_output("systemctl show -p User --value cllmh-recorder@gate") == "cllmh"
 
 
+def test_the_camera_passwords_are_out_of_the_recorder_user_s_reach(host):
+    # They are the ingest's (its own user, root-only environment files).
+    assert host.run("runuser -u cllmh -- cat /etc/cllmh/cameras/gate.env").rc != 0
+
+
 def test_the_recorder_of_a_camera_no_longer_listed_is_stopped_and_disabled(host):
     assert not host.file("/etc/systemd/system/multi-user.target.wants/cllmh-recorder@oldcam.service").exists
     assert not host.service("cllmh-recorder@oldcam").is_running

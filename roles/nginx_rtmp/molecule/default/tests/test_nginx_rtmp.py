@@ -200,3 +200,56 @@ def test_rtmp_publish_from_another_host_with_the_key_is_allowed(host, viewer, vi
 def test_hls_is_not_served_over_plain_http(host, publishing):
     out = host.check_output("curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1/hls/lobby/index.m3u8")
     assert out == "301"
+
+
+# TLS from the other host: Mozilla's "intermediate" profile.
+S_CLIENT = f"timeout 20 openssl s_client -connect mol-nginx-site:443 -servername {NAME}"
+
+
+def test_tls_1_2_without_forward_secrecy_or_aead_is_refused(viewer):
+    # CBC with SHA-1 (in nginx's default list) and static RSA key exchange.
+    for cipher in ("ECDHE-RSA-AES128-SHA", "AES128-GCM-SHA256"):
+        result = viewer.run(f"{S_CLIENT} -tls1_2 -cipher {cipher} </dev/null")
+        assert result.rc != 0, f"{cipher} accepted:\n{result.stdout}"
+
+
+def test_tls_1_1_is_refused(viewer):
+    assert viewer.run(f"{S_CLIENT} -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null").rc != 0
+
+
+def test_tls_1_2_with_an_intermediate_cipher_is_accepted_without_a_session_ticket(viewer):
+    out = viewer.check_output(f"{S_CLIENT} -tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256 </dev/null 2>&1")
+    assert "Cipher is ECDHE-RSA-AES128-GCM-SHA256" in out, out
+    # A ticket would let a stolen ticket key decrypt past sessions (no forward secrecy).
+    assert "session ticket" not in out.lower(), out
+
+
+def test_https_sends_hsts_for_two_years(host):
+    headers = host.check_output(f"{CURL} -D - -o /dev/null -u operator:Operator-Pass-1 https://{NAME}/live/")
+    assert re.search(r"(?im)^strict-transport-security: max-age=63072000\s*$", headers), headers
+
+
+# Last: the tests above played and published with right and wrong keys and tokens.
+SECRETS = [
+    TOKEN,
+    WRONG_TOKEN,
+    TOKEN.lower(),
+    TOKEN.upper(),
+    VAN_KEY,
+    VAN_KEY.lower(),
+    "Kunci-Publikasi-Van-9999",
+]
+
+
+def test_nginx_logs_hold_no_key_or_token_and_are_not_world_readable(host):
+    logs = host.check_output("find /var/log/nginx -type f").split()
+    assert AUTH_LOG in logs and "/var/log/nginx/rtmp-access.log" in logs, logs
+    for log in logs:
+        f = host.file(log)
+        assert f.mode & 0o007 == 0, f"{log} is readable by other users: {oct(f.mode)}"
+        content = host.check_output(f"cat {log}")
+        leaked = [secret for secret in SECRETS if secret in content]
+        assert not leaked, f"{log} holds {leaked}"
+    # The decisions stay readable: the remote attempts are still there, with the key masked.
+    assert "key=***" in decision(host, "publish-key"), decision(host, "publish-key")
+    assert "token=***" in decision(host, "play-right-token")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from cllmh_verify import wait_for
 
@@ -97,3 +99,45 @@ def test_a_system_directory_as_recordings_dir_is_refused(host):
     result = host.run("/opt/cllmh/venv/bin/cllmh guard --check --config /tmp/root-guard.yaml")
     assert result.rc == 2
     assert "recordings_dir" in result.stderr and "system directory" in result.stderr
+
+
+def test_the_guard_unit_is_sandboxed(host):
+    out = host.check_output("systemd-analyze security --no-pager cllmh-guard.service")
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+    print(f"systemd-analyze security cllmh-guard.service: exposure {exposure}")
+    assert exposure <= 2.5, out
+    # Sandboxed and still working: the service wrote its status (test above) and has no network.
+    assert host.check_output("systemctl show -p PrivateNetwork --value cllmh-guard") == "yes"
+
+
+LOCK = Path(__file__).resolve().parents[5] / "appliance/locks/guard.txt"
+
+
+def test_the_extra_s_wheels_are_exactly_the_locked_versions(host):
+    locked = dict(
+        line.split()[0].split("==")
+        for line in LOCK.read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    installed = dict(
+        line.split("==")
+        for line in host.check_output("/opt/cllmh/venv/bin/pip freeze --exclude cllmh").splitlines()
+        if "==" in line
+    )
+    normalise = lambda name: name.lower().replace("_", "-").replace(".", "-")  # noqa: E731
+    assert {normalise(k): v for k, v in installed.items()} == {normalise(k): v for k, v in locked.items()}
+
+
+def test_a_wheel_that_does_not_match_the_lock_s_hash_is_refused(host):
+    """The role installs the extras with pip --require-hashes from the lock it copied: a wheel changed after
+    the lock was reviewed is refused, not installed."""
+    lock = "/opt/cllmh/wheels/guard.lock.txt"
+    pip = "/opt/cllmh/venv/bin/pip install --dry-run --no-index --no-deps --force-reinstall"
+    install = f"{pip} --require-hashes -r {lock}"
+    assert host.run(f"{install} --find-links /opt/cllmh/wheels").rc == 0
+    host.check_output(
+        "rm -rf /tmp/wh && cp -r /opt/cllmh/wheels /tmp/wh && "
+        + "for w in /tmp/wh/psutil-*.whl; do echo x >> $w; done"
+    )
+    tampered = host.run(f"{install} --find-links /tmp/wh")
+    assert tampered.rc != 0 and "DO NOT MATCH THE HASHES" in tampered.stderr, tampered.stderr
