@@ -14,7 +14,8 @@ MOLECULE_TIMEOUT ?= 1200
 export ANSIBLE_TASK_TIMEOUT ?= 600
 SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
 HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad nginx-light
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad nginx-light \
+  chromium chromium-driver
 
 MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
