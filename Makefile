@@ -12,7 +12,14 @@ export CLLMH_IMAGE ?= cllmh/debian12-systemd:latest
 # Bound every Molecule run: a stalled handler must not eat CI's time.
 MOLECULE_TIMEOUT ?= 1200
 export ANSIBLE_TASK_TIMEOUT ?= 600
-SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
+# Every scenario, the longest first (molecule/run-scenarios.sh runs them in MOLECULE_LANES lanes, taking
+# them in this order, so the long ones start first); scenarios not named here come last.
+ALL_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
+LONGEST_FIRST := syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
+SCENARIOS := $(foreach r,$(LONGEST_FIRST),$(filter roles/$(r)/%,$(ALL_SCENARIOS))) \
+  $(filter-out $(foreach r,$(LONGEST_FIRST),roles/$(r)/%),$(ALL_SCENARIOS))
+export MOLECULE_LANES ?= 2
+export MOLECULE_TIMEOUT
 HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad nginx-light \
   chromium chromium-driver
@@ -110,20 +117,7 @@ models-update:
 # Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
 molecule: export COLUMNS := 200
 molecule: venv host-packages image
-	@for s in $(SCENARIOS); do \
-	  role_dir=$$(dirname $$(dirname $$s)); scenario=$$(basename $$s); \
-	  echo "==> molecule test: $$role_dir ($$scenario)"; \
-	  start=$$(date +%s); \
-	  log=$(ROOT)/build/molecule-logs/$$(basename $$role_dir)-$$scenario.log; mkdir -p $$(dirname $$log); \
-	  ( cd $$role_dir && timeout --kill-after=30 $(MOLECULE_TIMEOUT) \
-	      molecule -c $(ROOT)/molecule/base.yml test -s $$scenario ) 2>&1 | tee $$log \
-	    || { echo "!! molecule scenario $$role_dir/$$scenario failed; what failed (full log: $$log):"; \
-	         grep -a -E '(FAILED|ERROR)[ :]|E   |fatal: \[|_{5,} test' $$log | grep -a -v 'RETRYING' | tail -n 60 || true; \
-	         exit 1; }; \
-	  if grep -a -q 'CLLMH SKIPPED:' $$log; then \
-	    echo "==> $$role_dir ($$scenario) SKIPPED, not passed: $$(sed 's/\x1b\[[0-9;]*m//g' $$log | grep -a -o -m1 "CLLMH SKIPPED:[^\"']*") ... (why: $$log)"; \
-	  else echo "==> $$role_dir ($$scenario) passed in $$(( $$(date +%s) - start )) s"; fi; \
-	done
+	bash molecule/run-scenarios.sh $(SCENARIOS)
 
 test: lint pytest models molecule
 	@echo "==> all checks passed"

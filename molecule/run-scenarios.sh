@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs Molecule scenarios (`molecule test`) in MOLECULE_LANES parallel lanes (default 2), taking the
+# scenarios in the order given (longest first: the Makefile's SCENARIOS). Each scenario's whole output
+# goes to build/molecule-logs/<role>-<scenario>.log; this prints one line when a scenario starts and
+# one when it ends, and at the end, as its last lines, what failed (pytest's FAILED/E lines, Ansible's
+# fatal lines) so that the tail of a CI log names the failing test.
+#
+# Why lanes: most of a scenario's time is spent waiting (containers booting, outages held for minutes,
+# retries), not computing; two scenarios share a 2-core machine well. Scenarios of different roles do
+# not share containers, networks or Molecule's ephemeral directories (keyed by role and scenario).
+#
+# A scenario that prints "CLLMH SKIPPED:" (its real service cannot run here) is reported SKIPPED, never
+# passed. Exit status: 1 when any scenario failed.
+set -uo pipefail
+
+root=${CLLMH_ROOT:?CLLMH_ROOT must name the repository}
+lanes=${MOLECULE_LANES:-2}
+limit=${MOLECULE_TIMEOUT:-1200}
+logs=$root/build/molecule-logs
+mkdir -p "$logs"
+
+log_of() { # role_dir scenario
+  echo "$logs/$(basename "$1")-$2.log"
+}
+
+run_one() { # scenario path (roles/ROLE/molecule/SCENARIO/)
+  local path=${1%/} role_dir scenario log start rc
+  role_dir=$(dirname "$(dirname "$path")")
+  scenario=$(basename "$path")
+  log=$(log_of "$role_dir" "$scenario")
+  start=$(date +%s)
+  (cd "$root/$role_dir" && timeout --kill-after=30 "$limit" \
+    molecule -c "$root/molecule/base.yml" test -s "$scenario") >"$log" 2>&1
+  rc=$?
+  echo "$rc $(($(date +%s) - start))" >"$log.result"
+  return "$rc"
+}
+
+summary_of() { # log: the lines that say what failed
+  grep -a -E '(FAILED|ERROR)[ :]|E   |fatal: \[|_{5,} test' "$1" | grep -a -v 'RETRYING' | tail -n 60 || true
+}
+
+declare -A running=() # pid -> scenario path
+queue=("$@")
+next=0
+failed=()
+
+start_next() {
+  local path=${queue[$next]}
+  next=$((next + 1))
+  run_one "$path" &
+  running[$!]=$path
+  echo "==> molecule test started: ${path%/} ($(date -u +%H:%M:%S))"
+}
+
+report() { # scenario path
+  local path=${1%/} role_dir scenario log rc secs
+  role_dir=$(dirname "$(dirname "$path")")
+  scenario=$(basename "$path")
+  log=$(log_of "$role_dir" "$scenario")
+  read -r rc secs <"$log.result" 2>/dev/null || { rc=1 secs=?; }
+  if [ "$rc" != 0 ]; then
+    [ "$rc" = 124 ] && echo "!! $role_dir ($scenario) timed out after ${limit} s"
+    echo "!! molecule scenario $role_dir/$scenario failed (rc=$rc, ${secs} s); full log: $log"
+    summary_of "$log"
+    failed+=("$path")
+  elif grep -a -q 'CLLMH SKIPPED:' "$log"; then
+    echo "==> $role_dir ($scenario) SKIPPED, not passed: $(sed 's/\x1b\[[0-9;]*m//g' "$log" |
+      grep -a -o -m1 "CLLMH SKIPPED:[^\"']*") ... (why: $log)"
+  else
+    echo "==> $role_dir ($scenario) passed in $secs s"
+  fi
+}
+
+(while sleep 300; do echo "... molecule still running ($(date -u +%H:%M:%S))"; done) &
+ticker=$!
+trap 'kill $ticker 2>/dev/null' EXIT
+
+while [ "$next" -lt "${#queue[@]}" ] && [ "${#running[@]}" -lt "$lanes" ]; do start_next; done
+while [ "${#running[@]}" -gt 0 ]; do
+  finished=""
+  wait -n -p finished
+  [ -n "$finished" ] && [ -n "${running[$finished]:-}" ] || continue
+  path=${running[$finished]}
+  unset "running[$finished]"
+  report "$path"
+  if [ "$next" -lt "${#queue[@]}" ]; then start_next; fi
+done
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "!! ${#failed[@]} Molecule scenario(s) failed: ${failed[*]}"
+  for path in "${failed[@]}"; do
+    role_dir=$(dirname "$(dirname "${path%/}")")
+    echo "-- what failed in $role_dir ($(basename "${path%/}")):"
+    summary_of "$(log_of "$role_dir" "$(basename "${path%/}")")"
+  done
+  exit 1
+fi
+echo "==> every Molecule scenario passed or was reported SKIPPED"
