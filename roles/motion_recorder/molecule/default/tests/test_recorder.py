@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from cllmh_verify import wait_for
@@ -28,6 +29,15 @@ def test_the_recorder_runs_unprivileged(host):
 def test_the_camera_passwords_are_out_of_the_recorder_user_s_reach(host):
     # They are the ingest's (its own user, root-only environment files).
     assert host.run("runuser -u cllmh -- cat /etc/cllmh/cameras/gate.env").rc != 0
+
+
+def test_the_recorder_unit_is_sandboxed(host):
+    out = host.check_output("systemd-analyze security --no-pager cllmh-recorder@gate.service")
+    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
+    print(f"systemd-analyze security cllmh-recorder@gate.service: exposure {exposure}")
+    assert exposure <= 2.5, out
+    # Sandboxed and still recording: test_a_person_event_is_kept_whole runs against this same unit.
+    assert host.check_output("systemctl show -p ProtectSystem --value cllmh-recorder@gate") == "strict"
 
 
 def test_the_recorder_of_a_camera_no_longer_listed_is_stopped_and_disabled(host):
