@@ -13,6 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# The shared facts the roles read (playbooks/group_vars/all), as the playbooks see them.
+SHARED_FACTS = ROOT / "playbooks/group_vars/all/names.yml"
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +29,7 @@ def ansible_env() -> dict[str, str]:
 def run_role_tasks(
     env: dict[str, str], tmp_path: Path, role: str, tasks_from: str, variables: dict
 ) -> subprocess.CompletedProcess[str]:
-    """Run one task file of a role on localhost with `variables` as extra vars."""
+    """Run one task file of a role on localhost with the shared facts and `variables` as extra vars."""
     playbook = tmp_path / "play.yml"
     play = [
         {
@@ -52,6 +54,8 @@ def run_role_tasks(
             "localhost,",
             "-c",
             "local",
+            "-e",
+            f"@{SHARED_FACTS}",
             "-e",
             f"@{extra}",
             "-e",
