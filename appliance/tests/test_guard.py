@@ -115,6 +115,24 @@ def test_headroom_reclaims_a_little_more_than_the_floor() -> None:
     assert names(chosen) == ["o0", "o1", "o2"]  # up to 1.2 GB free
 
 
+def test_logs_over_their_cap_never_cost_recordings() -> None:
+    """A log flood on the recordings' disk (issue 14, finding 6): what the logs hold beyond their cap
+    is not reclaimed from recordings; paired with the logs within their cap, which count as usual."""
+    cfg = GuardConfig(floor_percent=10, floor_hours=0, headroom_percent=0, log_cap_bytes=1 * GB)
+    evs = [event(f"o{i}", OTHER, 2) for i in range(5)]
+    # 3 GB of logs, 2 GB over the cap, left 0.5 GB free: 1.5 GB below the floor without the cap
+    flood = plan(evs, now=NOW, total=10 * GB, free=500 * MB, rate_bytes_per_s=0, config=cfg, log_bytes=3 * GB)
+    assert flood == []
+    # within their cap the logs are ordinary use: the recordings make room for the floor as always
+    usual = plan(evs, now=NOW, total=10 * GB, free=800 * MB, rate_bytes_per_s=0, config=cfg, log_bytes=1 * GB)
+    assert names(usual) == ["o0", "o1"]
+    # over the cap, only the excess is spared: the deficit it does not explain is still reclaimed
+    both = plan(
+        evs, now=NOW, total=10 * GB, free=700 * MB, rate_bytes_per_s=0, config=cfg, log_bytes=1_100 * MB
+    )
+    assert names(both) == ["o0", "o1"]
+
+
 def test_cache_keeps_each_camera_s_newest_segment() -> None:
     segs = [Segment(Path(f"/c/cam1/{i}.mp4"), 10, i) for i in range(5)] + [
         Segment(Path("/c/cam2/0.mp4"), 100, 0)

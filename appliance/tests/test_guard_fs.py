@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -241,6 +242,59 @@ def test_a_completely_full_disk_is_freed(small_fs: Path, tmp_path: Path) -> None
         assert index.deletions_since(0)[0] == before - sum(e.complete for e in ev.scan(root))
     finally:
         index.close()
+
+
+def test_a_log_flood_near_the_floor_deletes_no_recording(small_fs: Path, tmp_path: Path) -> None:
+    """Logs and recordings on one disk (issue 14, finding 6): a flood that takes free space from
+    above the floor to below it costs no recording; logs on another filesystem are not counted."""
+    root = small_fs / "recordings"
+    sys.path.insert(0, str(HERE))
+    from eventwriter import write_event  # noqa: PLC0415
+
+    index = ev.Index(root)
+    start = time.time() - 3600
+    for n in range(16):  # 16 MiB of events: 48 MiB disk, about 30 MiB (63 %) free
+        write_event(
+            root, index, camera="cam1", start=start + n, event_id=f"ev{n:02d}", kind="other", size=1 << 20
+        )
+    index.close()
+    logs = small_fs / "log/cctv"
+    (logs / "10.0.0.66").mkdir(parents=True)
+    other_disk = tmp_path / "log-elsewhere"  # tmp_path is not on the tmpfs
+    other_disk.mkdir()
+    (other_disk / "big.log").write_bytes(b"x" * (8 << 20))
+    # the flood: syslog lines until 10 % is free (the floor is 25 %)
+    line = b"Nov 26 12:00:00 10.0.0.66 flood: " + b"A" * 990 + b"\n"
+    with open(logs / "10.0.0.66/messages.log", "wb") as flood:
+        while shutil.disk_usage(small_fs).free > 0.10 * shutil.disk_usage(small_fs).total:
+            flood.write(line * 256)
+            flood.flush()
+    cap = 1 << 20
+    config = guard_config(
+        tmp_path, small_fs, log_dirs=[str(small_fs / "log"), str(other_disk)], log_cap_bytes=cap
+    )
+    guard = cllmh(
+        "guard", "--config", str(config), "--once", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    out, err = guard.communicate(timeout=60)
+    assert guard.returncode == 0, err
+    status = json.loads(out)
+    assert len(ev.scan(root)) == 16 and status["deletions_24h"] == 0, err
+    assert status["free_percent"] < 25 and "over their cap" in err, err
+    # counted: the flood on this disk; not counted: the file on the other disk
+    flood_bytes = (logs / "10.0.0.66/messages.log").stat().st_blocks * 512
+    assert flood_bytes <= status["log_bytes"] < flood_bytes + (1 << 20)
+    free = status["free_percent"]
+    print(f"flood {flood_bytes / 1e6:.1f} MB, free {free} % (floor 25 %), 16 of 16 events kept")
+
+    # Paired: with the cap above the flood, the same disk makes the guard reclaim from recordings.
+    config = guard_config(tmp_path, small_fs, log_dirs=[str(small_fs / "log")], log_cap_bytes=64 << 20)
+    guard = cllmh(
+        "guard", "--config", str(config), "--once", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _, err = guard.communicate(timeout=60)
+    assert guard.returncode == 0, err
+    assert len(ev.scan(root)) < 16 and "deleted other event" in err
 
 
 def test_the_segment_cache_is_bounded_but_the_segment_being_written_is_kept(tmp_path: Path) -> None:

@@ -9,6 +9,12 @@ lock is held) is never touched. An event whose event.json is malformed is never 
 (its age and class are unknown) but goes first under space pressure, dated by its directory's
 mtime. The decisions are pure functions (`plan`, `plan_cache`, `RateMeter`); `Guard` does the
 I/O; `read_status` reads the service's stored status without writing anything.
+
+Logs on the recordings' filesystem (`log_dirs`, e.g. syslog-ng's per-host files on a one-disk
+box) count like any other use up to `log_cap_bytes`; what they hold beyond that cap (a LAN log
+flood between two logrotate runs) is never reclaimed from recordings: the guard warns instead
+and logrotate's size caps take it back (issue 14, finding 6). Logs on another filesystem do not
+touch the recordings' free space and are not counted.
 """
 
 from __future__ import annotations
@@ -138,6 +144,18 @@ class GuardConfig(BaseModel):
     rate_window_s: Annotated[float, Field(gt=0)] = 600.0
     orphan_grace_s: Annotated[float, Field(ge=0)] = 3600.0
     retention: Retention = Retention()
+    # Log directories that may share the recordings' filesystem, and what they may hold there
+    # before the excess stops counting against recordings.
+    log_dirs: list[Path] = [Path("/var/log/cctv")]
+    log_cap_bytes: Annotated[int, Field(ge=0)] = 1024**3
+
+    @field_validator("log_dirs")
+    @classmethod
+    def _absolute(cls, paths: list[Path]) -> list[Path]:
+        relative = [str(p) for p in paths if not p.is_absolute()]
+        if relative:
+            raise ValueError(f"log directories must be absolute paths: {relative}")
+        return paths
 
     @field_validator("recordings_dir", "cache_dir")
     @classmethod
@@ -175,6 +193,11 @@ def floor_bytes(total: int, rate_bytes_per_s: float, config: GuardConfig) -> int
     return int(max(total * config.floor_percent / 100, rate_bytes_per_s * config.floor_hours * 3600))
 
 
+def log_excess(log_bytes: int, config: GuardConfig) -> int:
+    """Bytes the logs on the recordings' filesystem hold beyond their cap (pure)."""
+    return max(0, log_bytes - config.log_cap_bytes)
+
+
 def plan(
     events: Iterable[EventInfo],
     *,
@@ -183,8 +206,12 @@ def plan(
     free: int,
     rate_bytes_per_s: float,
     config: GuardConfig,
+    log_bytes: int = 0,
 ) -> list[Deletion]:
-    """Which events to delete now, in order (pure)."""
+    """Which events to delete now, in order (pure). `log_bytes`: what the log directories hold on
+    the recordings' filesystem; space they take beyond `log_cap_bytes` is not reclaimed from
+    recordings (it counts as free)."""
+    free += log_excess(log_bytes, config)
     chosen: list[Deletion] = []
     keep: list[EventInfo] = []
     malformed: list[EventInfo] = []
@@ -281,6 +308,34 @@ class RateMeter:
         return sum(b for _, b in list(self.samples)[1:]) / span if span > 0 else 0.0
 
 
+def disk_bytes(dirs: Iterable[Path], device: int) -> tuple[int, list[str]]:
+    """Bytes allocated to the files under `dirs` that live on filesystem `device` (st_dev), and the
+    paths that could not be read. Files elsewhere (another disk) do not take the recordings' space."""
+    total = 0
+    problems: list[str] = []
+    stack = [d for d in dirs if d.exists()]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue  # rotated away meanwhile
+                    if st.st_dev != device:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    else:
+                        total += st.st_blocks * 512
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(f"{directory}: {exc.strerror or exc}")
+    return total, problems
+
+
 # How long an event that could not be deleted is left out of the plan before it is tried again.
 RETRY_STUCK_S = 600.0
 
@@ -308,6 +363,10 @@ class Guard:
         self.stuck: dict[Path, float] = {}
         # Malformed events already reported (path -> problem); bounded by the events on disk.
         self.reported: dict[Path, str] = {}
+        # Whether the logs were over their cap on the last tick, and the unreadable log paths
+        # already reported (each warned once, not on every tick).
+        self.logs_over_cap = False
+        self.log_problems: set[str] = set()
         self.empty_trash()
 
     def empty_trash(self, now: float | None = None) -> None:
@@ -403,6 +462,7 @@ class Guard:
         on_disk = {e.path for e in events}
         self.stuck = {p: at for p, at in self.stuck.items() if p in on_disk and now - at < RETRY_STUCK_S}
         usage = psutil.disk_usage(str(self.root))
+        logs = self.measure_logs()
         deleted = 0
         for deletion in plan(
             [e for e in events if e.path not in self.stuck],
@@ -411,6 +471,7 @@ class Guard:
             free=usage.free,
             rate_bytes_per_s=rate,
             config=self.config,
+            log_bytes=logs,
         ):
             try:
                 self.delete_event(deletion, now)
@@ -441,6 +502,8 @@ class Guard:
             "events": len(events) - deleted,
             "malformed_events": len(self.reported),
             "undeletable_events": len(self.stuck),
+            "log_bytes": logs,
+            "log_cap_bytes": self.config.log_cap_bytes,
         }
         if self.publish_status:
             try:
@@ -448,6 +511,28 @@ class Guard:
             except sqlite3.OperationalError as exc:
                 LOG.warning("cannot store the status: %s", exc)
         return status
+
+    def measure_logs(self) -> int:
+        """What the log directories hold on the recordings' filesystem; warns when they go over
+        their cap (and when they are back under it) and about unreadable paths, once each."""
+        logs, problems = disk_bytes(self.config.log_dirs, self.root.stat().st_dev)
+        for problem in sorted(set(problems) - self.log_problems):
+            LOG.warning(
+                "cannot measure log directory %s; what it holds counts as ordinary used space", problem
+            )
+        self.log_problems = set(problems)
+        over = log_excess(logs, self.config) > 0
+        if over and not self.logs_over_cap:
+            LOG.error(
+                "logs on the recordings' disk hold %.1f MB, over their cap of %.1f MB (a log flood?): "
+                "no recording is deleted for that space; logrotate's size limits take it back",
+                logs / 1e6,
+                self.config.log_cap_bytes / 1e6,
+            )
+        elif self.logs_over_cap and not over:
+            LOG.warning("logs on the recordings' disk are back under their cap (%.1f MB)", logs / 1e6)
+        self.logs_over_cap = over
+        return logs
 
     def record_unrecorded(self, events: list[EventInfo]) -> None:
         if not self.unrecorded:

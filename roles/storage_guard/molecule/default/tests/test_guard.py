@@ -33,6 +33,22 @@ print("written")
 """
 
 
+# A LAN host flooding syslog: lines appended to its per-host file (as syslog-ng writes them) until the
+# filesystem is down to the given fraction free.
+FLOOD = r"""
+import shutil, sys
+from pathlib import Path
+path, stop = Path(sys.argv[1]), float(sys.argv[2])
+line = b"Nov 26 12:00:00 10.0.0.66 flood: " + b"A" * 990 + b"\n"
+with open(path, "ab") as log:
+    while shutil.disk_usage(path.parent).free > stop * shutil.disk_usage(path.parent).total:
+        log.write(line * 256)
+        log.flush()
+print(path.stat().st_size)
+"""
+LOGS = "/var/lib/cllmh/cctv-logs"  # the site's per-host logs, on the recordings' filesystem here
+
+
 def free_percent(host) -> float:
     out = host.check_output("df --output=pcent %s | tail -1", ROOT).strip().rstrip("%")
     return 100 - float(out)
@@ -141,3 +157,31 @@ def test_a_wheel_that_does_not_match_the_lock_s_hash_is_refused(host):
     )
     tampered = host.run(f"{install} --find-links /tmp/wh")
     assert tampered.rc != 0 and "DO NOT MATCH THE HASHES" in tampered.stderr, tampered.stderr
+
+
+def guard_status(host) -> dict:
+    return json.loads(host.check_output("/opt/cllmh/venv/bin/cllmh guard --status"))
+
+
+def test_a_log_flood_near_the_floor_deletes_no_recording_and_logrotate_cuts_it(host):
+    events = host.check_output("ls %s/gerbang/*/", ROOT)
+    deletions = guard_status(host)["deletions_24h"]
+    host.check_output(f"install -d -m 0750 -o root -g adm {LOGS}/10.0.0.66")  # as syslog-ng creates it
+    host.check_output(f"cat > /tmp/flood.py << 'EOF'\n{FLOOD}\nEOF")
+    # from just above the floor (25 %) down to 10 % free
+    flood = int(host.check_output(f"{PY} /tmp/flood.py {LOGS}/10.0.0.66/messages.log 0.10"))
+    # the service has counted the flood (it reads the 0750 root:adm directory with the adm group) ...
+    assert wait_for(lambda: guard_status(host)["log_bytes"] >= flood, timeout=30), guard_status(host)
+    status = guard_status(host)
+    # ... and deleted nothing for it
+    assert status["free_percent"] < 25 and status["deletions_24h"] == deletions, status
+    assert host.check_output("ls %s/gerbang/*/", ROOT) == events
+    assert "over their cap" in host.check_output("journalctl -u cllmh-guard --no-pager")
+    print(f"flood {flood / 1e6:.1f} MB: free {status['free_percent']} % (floor 25 %), no recording deleted")
+
+    # logrotate (the service its 5-minute timer starts) cuts the flooded file at its size cap (1M here)
+    assert "OnCalendar=*:0/5" in host.check_output("systemctl cat logrotate.timer")
+    host.check_output("systemctl start logrotate.service")
+    files = host.check_output(f"ls {LOGS}/10.0.0.66/").split()
+    assert len(files) == 2 and "messages.log" in files, files
+    assert host.file(f"{LOGS}/10.0.0.66/messages.log").size == 0
