@@ -43,6 +43,9 @@ daemon off;
 pid {d}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
+    # As Debian's /etc/nginx/nginx.conf, which the role's server block is included into.
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
     log_format cllmh '$msec $status $request_method $uri $http_idempotency_key';
     access_log {d}/nginx-access.log cllmh;
     client_body_temp_path {d}/body;

@@ -55,6 +55,7 @@ def test_hashed_assets_are_cached_for_a_year_and_missing_ones_are_404(office: He
     answer = get(office, f"/{ASSET}")
     assert answer.status_code == 200
     assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert answer.headers["Content-Type"] == "application/javascript"  # browsers refuse modules otherwise
     assert get(office, "/assets/index-gone.js").status_code == 404  # never index.html as a script
 
 
