@@ -72,9 +72,15 @@ $(DASHBOARD_SRC)/node_modules/.package-lock.json: $(DASHBOARD_SRC)/package-lock.
 	cd $(DASHBOARD_SRC) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-dashboard: $(DASHBOARD_SRC)/node_modules/.package-lock.json
+# Built again only when a source changed (the central_api role runs this on every converge).
+DASHBOARD_INPUTS := $(shell find $(DASHBOARD_SRC)/src $(DASHBOARD_SRC)/index.html $(DASHBOARD_SRC)/vite.config.ts \
+  $(DASHBOARD_SRC)/tsconfig.json $(DASHBOARD_SRC)/package.json -type f 2>/dev/null)
+$(DASHBOARD_BUILD)/index.html: $(DASHBOARD_SRC)/node_modules/.package-lock.json $(DASHBOARD_INPUTS)
 	@echo "==> building the dashboard into $(DASHBOARD_BUILD)"
 	cd $(DASHBOARD_SRC) && CLLMH_DASHBOARD_OUT=$(DASHBOARD_BUILD) npm run --silent build
+	@touch $@
+
+dashboard: $(DASHBOARD_BUILD)/index.html
 
 dashboard-test: $(DASHBOARD_SRC)/node_modules/.package-lock.json
 	@echo "==> dashboard: type check and Vitest"

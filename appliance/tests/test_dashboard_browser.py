@@ -17,6 +17,7 @@ origin is a fixture where that check plugs in (hlsorigin.py)."""
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -244,6 +245,13 @@ def test_the_live_tile_plays_from_the_site_with_a_valid_token_on_every_request(
     page.wait_for_function("v => v.currentTime > 1", arg=video.element_handle(), timeout=60_000)
     first = video.evaluate("v => v.currentTime")
     page.wait_for_function(f"v => v.currentTime > {first} + 2", arg=video.element_handle(), timeout=60_000)
+    # The page renews the token while it plays (every few seconds at this TTL) and keeps playing.
+    tile = page.locator('[data-live="toko-1/gate"]')
+    expect(tile).to_have_attribute("data-renewals", re.compile(r"^[1-9]"), timeout=60_000)
+    renewed_at = video.evaluate("v => v.currentTime")
+    page.wait_for_function(
+        f"v => v.currentTime > {renewed_at} + 2", arg=video.element_handle(), timeout=60_000
+    )
     shot(page, "live-en.png")
     hls = [r for r in fleet.origin.requests() if r.path.startswith("/hls/")]
     assert any(r.path == "/hls/gate/index.m3u8" for r in hls)
@@ -253,6 +261,7 @@ def test_the_live_tile_plays_from_the_site_with_a_valid_token_on_every_request(
         verdict = livetoken.verify(LIVE_SECRET, "toko-1", "gate", r.token, r.at)
         assert verdict.ok, f"{r.path} at {r.at}: {verdict.reason}"
         assert r.status == 200
+    assert len({r.token for r in hls}) >= 2  # requests after the renewal carry the new token
     assert not livetoken.verify(LIVE_SECRET, "toko-1", "yard", hls[0].token or "", hls[0].at).ok
 
 
