@@ -65,7 +65,6 @@ def dashboard_vars(tmp_path: Path) -> dict:
     return {
         "central_api_dashboard_source_root": str(source),
         "central_api_dashboard_dir": str(tmp_path / "www"),
-        "__central_api_dashboard_config": str(tmp_path / "dashboard.json"),
         "central_api_grafana_url": "https://grafana.example.id",
         "central_api_site_regions": {"jkt-gudang": "Jakarta"},
     }
@@ -89,7 +88,7 @@ def test_dashboard_and_live_secrets_are_shipped_idempotently_and_leftovers_remov
     first = run(ansible_env, tmp_path, variables)
     assert (tmp_path / "make-ran").exists()
     assert (www / "assets/index-AAAA.js").read_text() == "console.log(1)\n"
-    settings = json.loads((tmp_path / "dashboard.json").read_text())
+    settings = json.loads((www / "config.json").read_text())
     assert settings == {
         "grafanaUrl": "https://grafana.example.id",
         "grafanaLokiUid": "cllmh-loki",
@@ -111,4 +110,5 @@ def test_dashboard_and_live_secrets_are_shipped_idempotently_and_leftovers_remov
     variables["central_api_live_sites"] = sites[:1]
     run(ansible_env, tmp_path, variables)
     assert sorted(p.name for p in (www / "assets").iterdir()) == ["index-BBBB.js"]
+    assert (www / "config.json").exists()  # head office's settings are not a build's leftover
     assert sorted(p.name for p in live.iterdir()) == ["jkt-gudang.secret"]

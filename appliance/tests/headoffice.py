@@ -108,7 +108,6 @@ def render_server_block(**variables: object) -> str:
     dashboard = {
         "central_api_dashboard_enabled": False,
         "central_api_dashboard_dir": "/nonexistent",
-        "__central_api_dashboard_config": "/nonexistent/dashboard.json",
         "__central_api_live_origins": [],
     }
     return render_role_template(TEMPLATE, **{**dashboard, **variables})
@@ -269,7 +268,6 @@ class HeadOffice:
                 central_api_max_body="2m",
                 central_api_dashboard_enabled=self.dashboard is not None,
                 central_api_dashboard_dir=self.dashboard or "/nonexistent",
-                __central_api_dashboard_config=d / "dashboard.json",
                 __central_api_live_origins=list(self.live_origins),
             ),
             encoding="utf-8",
@@ -371,8 +369,8 @@ def head_office(
 ) -> Iterator[HeadOffice]:
     """nginx + gunicorn up; `server`: head office's certificate (default: one of the fleet CA for
     localhost); `crl`: the fleet CA's CRL (default: a fresh one); `dashboard`: a built dashboard to
-    serve (its settings: `dashboard.json` in `directory`), `live_origins` for its CSP; `config`: more
-    YAML for central.yaml."""
+    serve (its settings: `config.json` in it, as the role writes them), `live_origins` for its CSP;
+    `config`: more YAML for central.yaml."""
     nginx = need("nginx")
     directory.mkdir(parents=True, exist_ok=True)
     office = HeadOffice(directory, fleet, free_port(), relay, dashboard, live_origins)

@@ -32,10 +32,8 @@ def office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeadOffice]:
     (build / "assets").mkdir(parents=True)
     (build / "index.html").write_text("<!doctype html><title>CLLMH</title><div id=app></div>\n")
     (build / ASSET).write_text("console.log('dashboard')\n")
+    (build / "config.json").write_text(json.dumps({"grafanaUrl": "https://grafana.example"}))  # the role's
     with head_office(d / "central", FleetCA(d / "pki"), dashboard=build, live_origins=ORIGINS) as central:
-        (central.directory / "dashboard.json").write_text(
-            json.dumps({"grafanaUrl": "https://grafana.example"})
-        )
         yield central
 
 
