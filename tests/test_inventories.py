@@ -78,3 +78,16 @@ def test_head_office_gets_each_sites_live_url_and_the_secret_the_site_holds(
     again = host_var(ansible_env, inventory, "ho-hub01", "central_api_live_sites")
     assert {s["name"]: s["secret"] for s in again} == secrets  # type: ignore[union-attr]
     assert (inventory / "credentials/live-secret-sby-toko").read_text().strip() == secrets["sby-toko"]
+    # Only the sites the inventory gives a region are in the dashboard's region filter.
+    assert host_var(ansible_env, inventory, "ho-hub01", "central_api_site_regions") == {
+        "sby-toko": "Jawa Timur"
+    }
+
+
+def test_the_labs_site_is_played_through_its_published_port(
+    ansible_env: dict[str, str], tmp_path: Path
+) -> None:
+    inventory = tmp_path / "lab"  # a copy: its live secret is generated on first use
+    shutil.copytree(ROOT / "inventories/lab", inventory, ignore=shutil.ignore_patterns("credentials", "pki"))
+    (lab,) = host_var(ansible_env, inventory, "cllmh-hq", "central_api_live_sites")  # type: ignore[misc]
+    assert lab["url"] == "https://localhost:8443"  # cllmh_live_url of the lab's inventory wins
