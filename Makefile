@@ -24,16 +24,20 @@ HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-serve
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad nginx-light \
   chromium chromium-driver
 
+DASHBOARD_SRC := $(ROOT)/files/dashboard
+DASHBOARD_BUILD := $(ROOT)/build/dashboard
 MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
 .PHONY: help venv host-packages engine image lab lab-down lint pytest models models-update molecule test \
-  bench-syslog bench-loki clean
+  bench-syslog bench-loki clean dashboard dashboard-test npm
 
 help:
 	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
 	@echo "make lab-down  remove the lab containers"
 	@echo "make test      lint + unit tests + model rebuild check + every Molecule scenario"
+	@echo "make dashboard build the head-office dashboard (Vue.js) into build/dashboard/"
+	@echo "make dashboard-test  the dashboard's type check and unit tests (Vitest)"
 	@echo "make models    rebuild the detector models from their packages and compare with files/models"
 
 $(BIN)/activate: requirements.txt appliance/pyproject.toml
@@ -56,6 +60,32 @@ host-packages:
 	@command -v npm >/dev/null || { echo "==> installing npm"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null; }
 
+npm:
+	@command -v npm >/dev/null || { echo "==> installing npm"; DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >/dev/null; }
+
+# The dashboard's dependencies exactly as package-lock.json pins them (npm ci), again only when the
+# lock changed. Node is needed only here (the controller), never on head office.
+$(DASHBOARD_SRC)/node_modules/.package-lock.json: $(DASHBOARD_SRC)/package-lock.json
+	@$(MAKE) --no-print-directory npm
+	@echo "==> npm ci (files/dashboard)"
+	cd $(DASHBOARD_SRC) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Built again only when a source changed (the central_api role runs this on every converge).
+DASHBOARD_INPUTS := $(shell find $(DASHBOARD_SRC)/src $(DASHBOARD_SRC)/index.html $(DASHBOARD_SRC)/vite.config.ts \
+  $(DASHBOARD_SRC)/tsconfig.json $(DASHBOARD_SRC)/package.json -type f 2>/dev/null)
+$(DASHBOARD_BUILD)/index.html: $(DASHBOARD_SRC)/node_modules/.package-lock.json $(DASHBOARD_INPUTS)
+	@echo "==> building the dashboard into $(DASHBOARD_BUILD)"
+	cd $(DASHBOARD_SRC) && CLLMH_DASHBOARD_OUT=$(DASHBOARD_BUILD) npm run --silent build
+	@touch $@
+
+dashboard: $(DASHBOARD_BUILD)/index.html
+
+dashboard-test: $(DASHBOARD_SRC)/node_modules/.package-lock.json
+	@echo "==> dashboard: type check and Vitest"
+	cd $(DASHBOARD_SRC) && npm run --silent typecheck && npm run --silent test
+
 engine:
 	@echo "==> Docker engine"
 	bash molecule/bootstrap/engine.sh start
@@ -73,7 +103,7 @@ lab: venv host-packages image
 lab-down: venv
 	$(BIN)/ansible-playbook playbooks/lab_down.yml
 
-lint: venv
+lint: venv dashboard-test
 	@echo "==> yamllint"
 	$(BIN)/yamllint -s .
 	@echo "==> ansible-lint (production profile)"
@@ -87,7 +117,8 @@ lint: venv
 	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule tests
 	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule tests
 
-pytest: venv host-packages
+# The browser test (tests/test_dashboard_browser.py) serves the built dashboard.
+pytest: venv host-packages dashboard
 	@echo "==> pytest appliance/"
 	cd appliance && $(BIN)/pytest
 	@echo "==> pytest tests/ (role asserts and inventory settings, on the controller)"

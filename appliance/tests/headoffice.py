@@ -43,6 +43,9 @@ daemon off;
 pid {d}/nginx.pid;
 events {{ worker_connections 256; }}
 http {{
+    # As Debian's /etc/nginx/nginx.conf, which the role's server block is included into.
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
     log_format cllmh '$msec $status $request_method $uri $http_idempotency_key';
     access_log {d}/nginx-access.log cllmh;
     client_body_temp_path {d}/body;
@@ -88,13 +91,26 @@ def connectable(path: Path) -> bool:
         return s.connect_ex(str(path)) == 0
 
 
-def render_server_block(**variables: object) -> str:
-    """The role's nginx template rendered as Ansible would (`comment` filter included)."""
+def render_role_template(template: Path, **variables: object) -> str:
+    """One of the central_api role's templates rendered with Ansible's core filters."""
+    from ansible.plugins.filter.core import FilterModule  # noqa: PLC0415 (only the templates need it)
+
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.filters.update(FilterModule().filters())
     env.filters["comment"] = lambda text: "\n".join(f"# {line}" for line in str(text).splitlines())
-    return env.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+    return env.from_string(template.read_text(encoding="utf-8")).render(
         ansible_managed="Ansible managed (rendered by tests/headoffice.py)", **variables
     )
+
+
+def render_server_block(**variables: object) -> str:
+    """The role's nginx template rendered as Ansible would; the dashboard off unless given."""
+    dashboard = {
+        "central_api_dashboard_enabled": False,
+        "central_api_dashboard_dir": "/nonexistent",
+        "__central_api_live_origins": [],
+    }
+    return render_role_template(TEMPLATE, **{**dashboard, **variables})
 
 
 class Relay:
@@ -175,8 +191,18 @@ class Relay:
 class HeadOffice:
     """Started by `head_office()`; `url` is what a site's reporter is configured with."""
 
-    def __init__(self, directory: Path, fleet: FleetCA, port: int, relay: bool) -> None:
+    def __init__(  # noqa: PLR0917
+        self,
+        directory: Path,
+        fleet: FleetCA,
+        port: int,
+        relay: bool,
+        dashboard: Path | None = None,
+        live_origins: tuple[str, ...] = (),
+    ) -> None:
         self.directory = directory
+        self.dashboard = dashboard  # a built dashboard (make dashboard) served beside /api/
+        self.live_origins = live_origins
         self.fleet = fleet
         self.port = port
         self.url = f"https://localhost:{port}"
@@ -240,6 +266,9 @@ class HeadOffice:
                 central_api_fleet_ca=self.fleet.cert_path,
                 central_api_fleet_crl=crl,
                 central_api_max_body="2m",
+                central_api_dashboard_enabled=self.dashboard is not None,
+                central_api_dashboard_dir=self.dashboard or "/nonexistent",
+                __central_api_live_origins=list(self.live_origins),
             ),
             encoding="utf-8",
         )
@@ -334,15 +363,21 @@ def head_office(
     server: Issued | None = None,
     crl: Path | None = None,
     relay: bool = False,
+    dashboard: Path | None = None,
+    live_origins: tuple[str, ...] = (),
+    config: str = "",
 ) -> Iterator[HeadOffice]:
     """nginx + gunicorn up; `server`: head office's certificate (default: one of the fleet CA for
-    localhost); `crl`: the fleet CA's CRL (default: a fresh one)."""
+    localhost); `crl`: the fleet CA's CRL (default: a fresh one); `dashboard`: a built dashboard to
+    serve (its settings: `config.json` in it, as the role writes them), `live_origins` for its CSP;
+    `config`: more YAML for central.yaml."""
     nginx = need("nginx")
     directory.mkdir(parents=True, exist_ok=True)
-    office = HeadOffice(directory, fleet, free_port(), relay)
+    office = HeadOffice(directory, fleet, free_port(), relay, dashboard, live_origins)
     (directory / "secret").write_text("test secret\n", encoding="utf-8")
     office.config.write_text(
-        f"database: {office.database}\nsecret_key_file: {directory / 'secret'}\ntrust_proxy_headers: true\n",
+        f"database: {office.database}\nsecret_key_file: {directory / 'secret'}\ntrust_proxy_headers: true\n"
+        + config,
         encoding="utf-8",
     )
     try:

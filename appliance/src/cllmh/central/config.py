@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cllmh import livetoken
 from cllmh.config import load_yaml
 
 DEFAULT_PATH = Path("/etc/cllmh/central.yaml")
@@ -78,6 +79,35 @@ class Elasticsearch(BaseModel):
     retries: Annotated[int, Field(ge=0)] = 3
 
 
+class LiveSite(BaseModel):
+    """Where the dashboard plays a site's cameras from, and the secret its tokens are signed with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[
+        str,
+        Field(
+            pattern=r"^https?://[^/?#\s]+$", description="the site's public base URL (its MikroTik DDNS name)"
+        ),
+    ]
+    secret_file: Path  # the site's live secret (`cllmh_live_secret`), at least 16 bytes
+
+    def secret(self) -> bytes:
+        try:
+            return self.secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise ValueError(f"{self.secret_file}: cannot read: {exc.strerror}") from exc
+
+
+class Live(BaseModel):
+    """Live view: per site its public URL and live secret; tokens last `token_ttl_s`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_ttl_s: Annotated[int, Field(ge=30, le=livetoken.MAX_TTL_S)] = livetoken.DEFAULT_TTL_S
+    sites: dict[str, LiveSite] = {}
+
+
 class CentralConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,6 +129,10 @@ class CentralConfig(BaseModel):
     thresholds: Thresholds = Thresholds()
     notify: Notify = Notify()
     elasticsearch: Elasticsearch | None = None
+    live: Live = Live()
+    # A site's state history (online, hours left) kept in buckets of this size, for this long.
+    history_bucket_s: Annotated[int, Field(ge=10, le=3600)] = 300
+    history_retention_hours: Annotated[float, Field(ge=24)] = 48
 
     def secret(self) -> str:
         if self.secret_key:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
-from cllmh.central import alerts, auth, state
+from cllmh.central import alerts, auth, history, live, state
 from cllmh.central.errors import ApiError
 from cllmh.central.store import Alert, Site, Store
 
@@ -238,3 +238,51 @@ def acknowledge(alert_id: int) -> dict[str, Any]:
 @auth.require("operator")
 def resolve(alert_id: int) -> dict[str, Any]:
     return _transition(alert_id, "resolve")
+
+
+# --- live view, history -----------------------------------------------------------------------------
+
+
+@bp.post("/sites/<name>/cameras/<camera>/live")
+@auth.require("viewer")
+def live_view(name: str, camera: str) -> dict[str, Any]:
+    """A short-lived token for one camera, and the site's playlist URL to play it from."""
+    found = _visible_site(name)
+    settings = current_app.config["CLLMH"].live
+    where = settings.sites.get(name)
+    try:
+        secret = where.secret() if where is not None else b""
+        granted = live.grant(
+            name,
+            camera,
+            (found.state or {}).get("cameras", []),
+            where,
+            secret,
+            time.time(),
+            settings.token_ttl_s,
+        )
+    except live.LiveRefusedError as exc:
+        raise ApiError(exc.status, exc.message) from exc
+    except ValueError as exc:  # the secret file is missing or too short: head office's fault
+        current_app.logger.error("live view of %s: %s", name, exc)
+        raise ApiError(
+            503, "live view of this site is not available / tayangan langsung tidak tersedia"
+        ) from exc
+    return granted.json()
+
+
+@bp.get("/sites/<name>/history")
+@auth.require("viewer")
+def site_history(name: str) -> dict[str, Any]:
+    """Per bucket of the last `hours` (default 24, at most 48): online, and the disk's hours left."""
+    _visible_site(name)
+    config = current_app.config["CLLMH"]
+    hours = _number("hours") or 24.0
+    if not 0 < hours <= config.history_retention_hours:
+        raise ApiError(400, f"hours must be in (0, {config.history_retention_hours:g}]", "hours")
+    now = time.time()
+    since = now - hours * 3600
+    bucket = config.history_bucket_s
+    seen = _store().history(name, history.bucket_of(since, bucket))
+    points = history.series(seen, since, now, bucket)
+    return {"bucket_s": bucket, "points": [p.json() for p in points]}

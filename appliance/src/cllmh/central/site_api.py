@@ -57,7 +57,15 @@ def heartbeat() -> tuple[dict[str, Any], int]:
     site, key, raw, body = _request()
     _validate(schema.HEARTBEAT, body)
     digest = hashlib.sha256(raw).hexdigest()
-    outcome = _store().heartbeat(site, key, digest, float(body["sent_at"]), body["state"], now=time.time())
+    outcome = _store().heartbeat(
+        site,
+        key,
+        digest,
+        float(body["sent_at"]),
+        body["state"],
+        now=time.time(),
+        history_bucket_s=current_app.config["CLLMH"].history_bucket_s,
+    )
     return _answer(outcome, 200)
 
 

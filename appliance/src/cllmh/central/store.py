@@ -15,6 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from cllmh.central import history
+
 MIGRATIONS: tuple[str, ...] = (
     # 1: sites, idempotency keys, events, snapshots, alerts, users, tokens
     """
@@ -97,6 +99,16 @@ MIGRATIONS: tuple[str, ...] = (
         doc TEXT NOT NULL,
         queued_at REAL NOT NULL
     );
+    """,
+    # 3: a site's state history for the dashboard: one row per (site, time bucket) with a heartbeat
+    """
+    CREATE TABLE site_history (
+        site TEXT NOT NULL,
+        bucket INTEGER NOT NULL,
+        hours_left REAL,
+        PRIMARY KEY (site, bucket)
+    ) WITHOUT ROWID;
+    CREATE INDEX site_history_age ON site_history (bucket);
     """,
 )
 
@@ -245,7 +257,15 @@ class Store:
         return Outcome.STORED
 
     def heartbeat(
-        self, site: str, key: str, digest: str, sent_at: float, state: dict[str, Any], *, now: float
+        self,
+        site: str,
+        key: str,
+        digest: str,
+        sent_at: float,
+        state: dict[str, Any],
+        *,
+        now: float,
+        history_bucket_s: int = 300,
     ) -> Outcome:
         with self.write() as db:
             outcome = self._claim_key(db, site, key, digest, now)
@@ -255,6 +275,12 @@ class Store:
                 db.execute(
                     "UPDATE sites SET last_seen = MAX(COALESCE(last_seen, 0), ?), offsets = ? WHERE name = ?",
                     (now, json.dumps(offsets), site),
+                )
+                disk = state.get("disk") or {}
+                db.execute(
+                    "INSERT INTO site_history (site, bucket, hours_left) VALUES (?, ?, ?) "
+                    "ON CONFLICT (site, bucket) DO UPDATE SET hours_left = excluded.hours_left",
+                    (site, history.bucket_of(now, history_bucket_s), disk.get("hours_left")),
                 )
                 # An older heartbeat delivered late (from the site's outbox) never replaces a newer one.
                 if row["last_sent_at"] is None or sent_at >= row["last_sent_at"]:
@@ -287,6 +313,13 @@ class Store:
 
     def search_backlog(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM search_outbox").fetchone()[0])
+
+    def history(self, site: str, since: float) -> dict[int, float | None]:
+        """Buckets (start -> hours left) in which `site` sent a heartbeat, from `since` on."""
+        rows = self.db.execute(
+            "SELECT bucket, hours_left FROM site_history WHERE site = ? AND bucket >= ?", (site, int(since))
+        )
+        return {int(r[0]): r[1] for r in rows}
 
     # --- events ----------------------------------------------------------------------------------
 
@@ -381,9 +414,19 @@ class Store:
         ).fetchone()
         return bytes(row[0]) if row else None
 
-    def prune(self, *, events_before: float, snapshots_before: float, keys_before: float) -> tuple[int, int]:
-        """Drop events (with snapshots), snapshots alone, idempotency keys older than the given times."""
+    def prune(
+        self,
+        *,
+        events_before: float,
+        snapshots_before: float,
+        keys_before: float,
+        history_before: float | None = None,
+    ) -> tuple[int, int]:
+        """Drop events (with snapshots), snapshots alone, idempotency keys, history buckets older than
+        the given times."""
         with self.write() as db:
+            if history_before is not None:
+                db.execute("DELETE FROM site_history WHERE bucket < ?", (history_before,))
             events = db.execute("DELETE FROM events WHERE start < ?", (events_before,)).rowcount
             old = "SELECT rowid FROM events WHERE start < ? AND has_snapshot = 1"
             db.execute(f"DELETE FROM snapshots WHERE event IN ({old})", (snapshots_before,))

@@ -51,6 +51,7 @@ def run(store: Store, config: CentralConfig, now: float) -> TickResult:
         events_before=now - config.event_retention_days * DAY,
         snapshots_before=now - config.snapshot_retention_days * DAY,
         keys_before=now - config.idempotency_retention_hours * HOUR,
+        history_before=now - config.history_retention_hours * HOUR,
     )
     indexed = 0
     if config.elasticsearch is not None:
