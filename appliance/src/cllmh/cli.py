@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from cllmh import __version__, ingest, probe
 from cllmh.central import cli as central_cli
+from cllmh.status import cli as status_cli
 
 if TYPE_CHECKING:
     from cllmh.guard import GuardConfig
@@ -311,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--outbox", action="store_true", help="list the messages waiting in the outbox (JSON)")
     p.set_defaults(func=_cmd_report)
     central_cli.add_parser(sub)
+    status_cli.add_parser(sub)
     return parser
 
 

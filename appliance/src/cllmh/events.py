@@ -816,3 +816,84 @@ def recover_open_events(root: Path, camera: str, cache_dir: Path) -> list[Path]:
         if finished is not None:
             kept.append(finished)
     return kept
+
+
+# -- reading the index for the status page ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListedEvent:
+    """An event row of the index, finished or still being written (end None)."""
+
+    event_id: str
+    camera: str
+    start: float
+    end: float | None
+    labels: dict[str, float]
+    retention: str
+    path: Path
+    size_bytes: int
+
+
+def _listed(row: tuple) -> ListedEvent:
+    try:
+        labels = json.loads(row[4]) if row[4] else {}
+    except ValueError:
+        labels = {}
+    labels = {str(k): float(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+    return ListedEvent(row[0], row[1], float(row[2]), row[3], labels, row[5], Path(row[6]), int(row[7]))
+
+
+_LISTED_COLUMNS = "id, camera, start, end, labels, retention, path, bytes"
+
+
+def list_events(
+    root: Path,
+    *,
+    camera: str | None = None,
+    label: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 100,
+) -> list[ListedEvent]:
+    """Events of the index, newest first, filtered by camera, label (one of its labels) and start
+    time; read without writing."""
+    where, args = ["1 = 1"], []
+    if camera:
+        where.append("camera = ?")
+        args.append(camera)
+    if label:
+        # The labels column is a JSON object; json_each matches a key exactly.
+        where.append("EXISTS (SELECT 1 FROM json_each(events.labels) WHERE json_each.key = ?)")
+        args.append(label)
+    if since is not None:
+        where.append("start >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("start < ?")
+        args.append(until)
+    with read_only(root) as db:
+        if db is None:
+            return []
+        try:
+            query = f"SELECT {_LISTED_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+            rows = db.execute(f"{query} ORDER BY start DESC LIMIT ?", (*args, max(1, limit))).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+    return [_listed(r) for r in rows]
+
+
+def find_event(root: Path, event_id: str) -> ListedEvent | None:
+    """One event of the index by id (read without writing), or None."""
+    with read_only(root) as db:
+        if db is None:
+            return None
+        try:
+            row = db.execute(f"SELECT {_LISTED_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return None
+            raise
+    return _listed(row) if row else None

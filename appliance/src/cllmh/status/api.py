@@ -1,0 +1,172 @@
+"""The JSON API (same login as the pages), nginx's auth_request check and /metrics. Documented in
+appliance/src/cllmh/status/README.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, current_app, g, request, send_file
+
+from cllmh import events as ev
+from cllmh.status import auth, logs
+from cllmh.status.config import StatusConfig
+from cllmh.status.state import SiteState, event_json, metrics
+
+bp = Blueprint("api", __name__)
+API = "/api/v1"
+
+
+def _state() -> SiteState:
+    return current_app.extensions["cllmh_status_state"]
+
+
+def config() -> StatusConfig:
+    return current_app.config["CLLMH_STATUS"]
+
+
+def _day(name: str) -> float | None:
+    raw = request.args.get(name, "")
+    if not raw:
+        return None
+    try:
+        return (
+            dt.datetime.fromisoformat(raw).replace(tzinfo=dt.datetime.now().astimezone().tzinfo).timestamp()
+        )
+    except ValueError:
+        abort(400, description=f"{name} must be a date (YYYY-MM-DD)")
+
+
+def event_filter() -> dict:
+    """The events filter of the page and the API: camera, label, date (one local day)."""
+    since = _day("date")
+    return {
+        "camera": request.args.get("camera") or None,
+        "label": request.args.get("label") or None,
+        "since": since,
+        "until": since + 86400 if since is not None else None,
+    }
+
+
+def found_events(limit: int = 100) -> list[ev.ListedEvent]:
+    return ev.list_events(config().recordings_dir, limit=limit, **event_filter())
+
+
+def _event_file(event_id: str, name: str) -> Path:
+    event = ev.find_event(config().recordings_dir, event_id)
+    if event is None:
+        abort(404)
+    root = config().recordings_dir.resolve()
+    path = (event.path / name).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        abort(404)
+    return path
+
+
+@bp.get(f"{API}/overview")
+@auth.require("viewer", api=True)
+def overview() -> dict:
+    return _state().overview()
+
+
+@bp.get(f"{API}/cameras")
+@auth.require("viewer", api=True)
+def cameras() -> dict:
+    return {"cameras": _state().cameras(time.time())}
+
+
+@bp.get(f"{API}/events")
+@auth.require("viewer", api=True)
+def events() -> dict:
+    try:
+        limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
+    except ValueError:
+        abort(400, description="limit must be an integer")
+    return {"events": [event_json(e) for e in found_events(limit)]}
+
+
+@bp.get(f"{API}/events/<event_id>/snapshot.jpg")
+@auth.require("viewer", api=True)
+def snapshot(event_id: str) -> Response:
+    return send_file(_event_file(event_id, ev.SNAPSHOT), mimetype="image/jpeg", max_age=86400)
+
+
+@bp.get(f"{API}/events/<event_id>/clip.mp4")
+@auth.require("viewer", api=True)
+def clip(event_id: str) -> Response:
+    download = request.args.get("download") == "1"
+    return send_file(
+        _event_file(event_id, ev.CLIP),
+        mimetype="video/mp4",
+        conditional=True,  # Range requests: the player seeks
+        as_attachment=download,
+        download_name=f"{event_id}.mp4",
+    )
+
+
+def log_page() -> tuple[list[str], str | None, logs.Page]:
+    host_list = logs.hosts(config().log_dir)
+    host = request.args.get("host") or (host_list[0] if host_list else None)
+    if host is not None and host not in host_list:
+        abort(404)
+    severity = request.args.get("severity") or None
+    if severity is not None and severity not in logs.SEVERITIES:
+        abort(400, description="unknown severity")
+    try:
+        before = int(request.args["before"]) if request.args.get("before") else None
+    except ValueError:
+        abort(400, description="before must be a byte offset")
+    if host is None:
+        return host_list, None, logs.Page([], None)
+    page = logs.read_page(
+        config().log_dir / host / "messages.log",
+        limit=100,
+        before=before,
+        min_severity=severity,
+        needle=request.args.get("q", "")[:200],
+    )
+    return host_list, host, page
+
+
+@bp.get(f"{API}/logs")
+@auth.require("technician", api=True)
+def log_lines() -> dict:
+    host_list, host, page = log_page()
+    return {"hosts": host_list, "host": host, "lines": page.lines, "before": page.before}
+
+
+@bp.get("/auth/hls")
+def hls_check() -> Response:
+    """nginx's auth_request for /hls/ (and the live page): 204 with a session of any role, or with
+    a live-view token (`?token=` of the original request) for that camera; else 401 (nothing
+    presented) or 403 (a token that does not open this camera). No password is hashed here."""
+    if auth.session_user() is not None:
+        return Response(status=204)
+    original = request.headers.get("X-Original-URI", "")
+    token = request.args.get("token", "")
+    if not token and "?" in original:
+        from urllib.parse import parse_qs  # noqa: PLC0415
+
+        token = (parse_qs(original.split("?", 1)[1]).get("token") or [""])[0]
+    if not token:
+        return Response(status=401)
+    status = auth.live_verdict(
+        current_app.config["CLLMH_LIVE_SECRET"], config().site, auth.hls_camera(original), token
+    )
+    return Response(status=status)
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    if not auth.metrics_token_ok(config().metrics_token_sha256):
+        return Response("metrics need their token\n", status=401, mimetype="text/plain")
+    overview_now = _state().overview()
+    day = ev.list_events(config().recordings_dir, since=time.time() - 86400, limit=100000)
+    return Response(metrics(overview_now, day), mimetype="text/plain; version=0.0.4")
+
+
+@bp.get(f"{API}/me")
+@auth.require("viewer", api=True)
+def me() -> dict:
+    return {"user": g.user.name, "role": g.user.role, "csrf_token": auth.csrf_token()}

@@ -1,0 +1,112 @@
+"""The server-rendered pages: Ringkasan/Overview, Kamera/Cameras, Kejadian/Events, Log; log in/out
+and the language switch (remembered in a cookie, Indonesian by default)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
+
+from cllmh import catalogue
+from cllmh.status import api, auth
+
+bp = Blueprint("pages", __name__)
+LANG_COOKIE = "cllmh_lang"
+
+
+def current_language() -> str:
+    return catalogue.language(request.cookies.get(LANG_COOKIE) or session.get("lang"))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site (no scheme, no host, not `//evil`) is followed after logging in."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.overview")
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else url_for("pages.overview")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Response | str | tuple[str, int]:
+    if request.method == "GET":
+        return render_template("login.html", error=None, next=request.args.get("next", ""))
+    login_: auth.Login = current_app.extensions["cllmh_status_login"]
+    name = request.form.get("username", "")[:64]
+    user, wait = login_.attempt(
+        auth.client_address(), name, request.form.get("password", "")[:256], time.time()
+    )
+    if user is None:
+        lang = current_language()
+        if wait:
+            error = catalogue.text("login.rate_limited", lang, seconds=int(wait) + 1)
+            page = render_template("login.html", error=error, next=request.form.get("next", ""))
+            return Response(page, status=429, headers={"Retry-After": str(int(wait) + 1)})
+        error = catalogue.text("login.failed", lang)
+        return render_template("login.html", error=error, next=request.form.get("next", "")), 401
+    auth.start_session(user)
+    return redirect(_safe_next(request.form.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@bp.post("/language")
+def language() -> Response:
+    lang = catalogue.language(request.form.get("lang"))
+    response = redirect(_safe_next(request.form.get("next")))
+    # Remembered for a year on this browser, also before logging in.
+    response.set_cookie(
+        LANG_COOKIE,
+        lang,
+        max_age=365 * 86400,
+        secure=current_app.config["SESSION_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    session["lang"] = lang
+    return response
+
+
+@bp.get("/")
+@auth.require("viewer")
+def overview() -> str:
+    return render_template("overview.html", o=current_app.extensions["cllmh_status_state"].overview())
+
+
+@bp.get("/cameras")
+@auth.require("viewer")
+def cameras() -> str:
+    state = current_app.extensions["cllmh_status_state"]
+    now = time.time()
+    last = {
+        c: next(iter(api.ev.list_events(api.config().recordings_dir, camera=c, limit=1)), None)
+        for c in api.config().cameras
+    }
+    return render_template("cameras.html", cameras=state.cameras(now), last=last)
+
+
+@bp.get("/events")
+@auth.require("viewer")
+def events() -> str:
+    found = api.found_events(200)
+    return render_template(
+        "events.html", events=found, cameras=api.config().cameras, args=request.args, user=g.user
+    )
+
+
+@bp.get("/logs")
+@auth.require("technician")
+def logs() -> str:
+    hosts, host, page = api.log_page()
+    return render_template("logs.html", hosts=hosts, host=host, page=page, args=request.args)
+
+
+@bp.get("/live/")
+@auth.require("viewer")
+def live_redirect() -> Response:
+    """The former live page is the Cameras page now."""
+    return redirect(url_for("pages.cameras"))

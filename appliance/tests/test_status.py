@@ -1,0 +1,339 @@
+"""The status page through its app factory (`cllmh.status.app.create_app`): real files for users,
+secrets, the event index (written by the recorder's own writer) and syslog files."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cllmh import catalogue, livetoken
+from cllmh import events as ev
+from cllmh.status import auth
+from cllmh.status.app import create_app
+from cllmh.status.cli import hashed_users
+from cllmh.status.config import StatusConfig
+from eventwriter import write_event
+
+SITE = "gudang-1"
+LIVE_SECRET = b"live-secret-of-gudang-1-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789"
+PASSWORDS = {"satpam": "Lihat-Kamera-1", "teknisi": "Teknisi-Pass-1"}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("status")
+    users = [
+        {"name": "satpam", "role": "viewer", "password_hash": auth.hash_password(PASSWORDS["satpam"])},
+        {"name": "teknisi", "role": "technician", "password_hash": auth.hash_password(PASSWORDS["teknisi"])},
+    ]
+    (root / "users.yaml").write_text(yaml.safe_dump({"users": users}))
+    (root / "session.secret").write_text("s" * 48)
+    (root / "live.secret").write_bytes(LIVE_SECRET)
+    recordings = root / "recordings"
+    index = ev.Index(recordings)
+    write_event(
+        recordings,
+        index,
+        camera="gate",
+        start=time.time() - 60,
+        event_id="ev-person",
+        kind="person",
+        size=64 * 1024,
+    )
+    write_event(
+        recordings,
+        index,
+        camera="pintu",
+        start=time.time() - 30,
+        event_id="ev-car",
+        kind="vehicle",
+        size=1024,
+    )
+    index.close()
+    host = root / "log" / "RB4011-Gudang"
+    host.mkdir(parents=True)
+    with (host / "messages.log").open("w") as log:
+        for n in range(3000):
+            severity = "crit" if n % 100 == 0 else "info"
+            log.write(
+                f"2026-11-25T10:{n // 60 % 60:02d}:{n % 60:02d}+07:00 RB4011-Gudang daemon.{severity} "
+                f"routeros topic=system: line {n:05d}\n"
+            )
+    return root
+
+
+def make_config(site: Path, **extra: object) -> StatusConfig:
+    return StatusConfig(
+        site=SITE,
+        users_file=site / "users.yaml",
+        session_secret_file=site / "session.secret",
+        live_secret_file=site / "live.secret",
+        metrics_token_sha256=hashlib.sha256(METRICS_TOKEN.encode()).hexdigest(),
+        cameras=["gate", "pintu"],
+        recordings_dir=site / "recordings",
+        log_dir=site / "log",
+        log_buffer_dir=site / "no-buffer",
+        report_outbox=site / "no-outbox.sqlite3",
+        rtmp_stat_url="",
+        units=["nginx.service"],
+        **extra,
+    )
+
+
+@pytest.fixture
+def app(site: Path) -> Flask:
+    return create_app(make_config(site))
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def csrf(client: FlaskClient, path: str = "/login") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def login(client: FlaskClient, name: str, password: str | None = None, **environ: str):
+    token = csrf(client)
+    return client.post(
+        "/login",
+        data={"username": name, "password": password or PASSWORDS[name], "csrf_token": token},
+        environ_base=environ,
+    )
+
+
+def test_every_route_refuses_anonymous_access(app: Flask, client: FlaskClient) -> None:
+    public = {"/login", "/static/<path:filename>"}
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if rule.rule in public or "GET" not in rule.methods:
+            continue
+        path = rule.rule.replace("<event_id>", "ev-person")
+        answer = client.get(path)
+        checked += 1
+        if answer.status_code == 302:
+            assert answer.headers["Location"].startswith("/login"), path
+        else:
+            assert answer.status_code == 401, (path, answer.status_code)
+    assert checked >= 12
+    for rule in app.url_map.iter_rules():
+        if "POST" in rule.methods and rule.rule != "/login":
+            assert client.post(rule.rule).status_code in (400, 401), rule.rule
+
+
+def test_login_sets_a_secure_httponly_samesite_cookie_and_opens_the_pages(client: FlaskClient) -> None:
+    answer = login(client, "satpam")
+    assert answer.status_code == 302
+    cookie = next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith("cllmh_status="))
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    for page in ("/", "/cameras", "/events"):
+        assert client.get(page).status_code == 200, page
+
+
+def test_next_after_login_stays_on_this_site(client: FlaskClient) -> None:
+    token = csrf(client)
+    form = {"username": "satpam", "password": PASSWORDS["satpam"], "csrf_token": token}
+    assert client.post("/login", data={**form, "next": "//evil.example/x"}).headers["Location"] == "/"
+    token = csrf(client, "/")
+    client.post("/logout", data={"csrf_token": token})
+    token = csrf(client)
+    answer = client.post("/login", data={**form, "csrf_token": token, "next": "/events?camera=gate"})
+    assert answer.headers["Location"] == "/events?camera=gate"
+
+
+def test_csrf_is_enforced_on_every_form(client: FlaskClient) -> None:
+    form = {"username": "satpam", "password": PASSWORDS["satpam"]}
+    assert client.post("/login", data=form).status_code == 400
+    assert client.post("/login", data={**form, "csrf_token": "forged"}).status_code == 400
+    assert login(client, "satpam").status_code == 302
+    assert client.post("/language", data={"lang": "en"}).status_code == 400
+    assert client.post("/logout").status_code == 400
+    assert client.get("/").status_code == 200  # still logged in: the forged logout did nothing
+    assert client.post("/logout", data={"csrf_token": csrf(client, "/")}).status_code == 302
+    assert client.get("/").status_code == 302
+
+
+def test_failed_logins_are_limited_per_user_even_with_the_right_password(client: FlaskClient) -> None:
+    for n in range(5):
+        assert login(client, "teknisi", "wrong-password", REMOTE_ADDR=f"10.0.0.{n}").status_code == 401
+    refused = login(client, "teknisi", REMOTE_ADDR="10.0.1.1")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    # Another user from the same addresses is not affected.
+    assert login(client, "satpam", REMOTE_ADDR="10.0.0.1").status_code == 302
+
+
+def test_failed_logins_are_limited_per_address(client: FlaskClient) -> None:
+    for n in range(10):
+        assert login(client, f"nobody{n}", "wrong-password", REMOTE_ADDR="192.0.2.7").status_code == 401
+    assert login(client, "satpam", REMOTE_ADDR="192.0.2.7").status_code == 429
+    assert login(client, "satpam", REMOTE_ADDR="192.0.2.8").status_code == 302
+
+
+def test_a_viewer_may_not_read_logs_a_technician_may(app: Flask) -> None:
+    viewer, technician = app.test_client(), app.test_client()
+    login(viewer, "satpam")
+    login(technician, "teknisi")
+    for path in ("/logs", "/api/v1/logs"):
+        assert viewer.get(path).status_code == 403, path
+        assert technician.get(path).status_code == 200, path
+    assert "/logs" not in viewer.get("/").get_data(as_text=True)
+    assert 'href="/logs"' in technician.get("/").get_data(as_text=True)
+
+
+def test_api_shapes(client: FlaskClient) -> None:
+    login(client, "teknisi")
+    overview = client.get("/api/v1/overview").get_json()
+    for key in (
+        "site",
+        "disk",
+        "guard",
+        "cpu_percent",
+        "memory",
+        "uptime_s",
+        "temperature_c",
+        "units",
+        "cameras",
+        "log_forwarding",
+        "head_office",
+        "warnings",
+    ):
+        assert key in overview, key
+    assert overview["site"] == SITE
+    assert overview["disk"]["total_bytes"] > 0
+    assert [c["name"] for c in overview["cameras"]] == ["gate", "pintu"]
+    assert {w["id"] for w in overview["warnings"]} >= {"warn.camera_down"}
+    down = next(w for w in overview["warnings"] if w["values"] == {"camera": "gate"})
+    assert down["text"] == {"id": "Kamera gate mati", "en": "Camera gate is down"}
+
+    events = client.get("/api/v1/events").get_json()["events"]
+    assert [e["id"] for e in events] == ["ev-car", "ev-person"]  # newest first
+    person = events[1]
+    assert person["camera"] == "gate" and "person" in person["labels"] and person["end"] > person["start"]
+    only = client.get("/api/v1/events?label=person").get_json()["events"]
+    assert [e["id"] for e in only] == ["ev-person"]
+    assert [e["id"] for e in client.get("/api/v1/events?camera=pintu").get_json()["events"]] == ["ev-car"]
+    assert client.get("/api/v1/events?date=2001-01-01").get_json()["events"] == []
+    assert client.get("/api/v1/events?date=yesterday").status_code == 400
+
+    snapshot = client.get(person["snapshot"])
+    assert snapshot.status_code == 200 and snapshot.data.startswith(b"\xff\xd8")
+    part = client.get(person["clip"], headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.data) == 100
+    download = client.get(person["clip"] + "?download=1")
+    assert "attachment" in download.headers["Content-Disposition"]
+    assert client.get("/api/v1/events/no-such-event/clip.mp4").status_code == 404
+
+    logs = client.get("/api/v1/logs?severity=crit").get_json()
+    assert logs["hosts"] == ["RB4011-Gudang"]
+    assert len(logs["lines"]) == 30 and all(line["severity"] == "crit" for line in logs["lines"])
+    assert logs["lines"][0]["text"].endswith("line 02900")
+
+
+def test_log_pages_walk_back_through_the_file(client: FlaskClient) -> None:
+    login(client, "teknisi")
+    seen: list[str] = []
+    before = None
+    while True:
+        query = "/api/v1/logs" + (f"?before={before}" if before is not None else "")
+        page = client.get(query).get_json()
+        seen += [line["text"][-5:] for line in page["lines"]]
+        before = page["before"]
+        if before is None:
+            break
+    assert seen == [f"{n:05d}" for n in reversed(range(3000))]
+    found = client.get("/api/v1/logs?q=LINE 01234").get_json()["lines"]
+    assert [line["text"][-5:] for line in found] == ["01234"]
+
+
+def test_both_languages_render_and_the_choice_is_remembered(client: FlaskClient) -> None:
+    assert 'lang="id"' in client.get("/login").get_data(as_text=True)  # Indonesian by default
+    login(client, "satpam")
+    page = client.get("/").get_data(as_text=True)
+    assert 'lang="id"' in page and "Ringkasan" in page and "Kamera" in page and "Kejadian" in page
+    answer = client.post("/language", data={"lang": "en", "next": "/events", "csrf_token": csrf(client, "/")})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/events"
+    page = client.get("/").get_data(as_text=True)
+    assert 'lang="en"' in page and "Overview" in page and "Ringkasan" not in page
+    client.post("/logout", data={"csrf_token": csrf(client, "/")})
+    assert 'lang="en"' in client.get("/login").get_data(as_text=True)  # remembered without a session
+
+
+def test_every_message_has_both_languages_and_placeholders_match() -> None:
+    for message_id, texts in catalogue.catalogue().items():
+        fields = [set(re.findall(r"{(\w+)}", texts[lang])) for lang in catalogue.LANGUAGES]
+        assert fields[0] == fields[1], message_id
+
+
+def test_hls_auth_request_contract(app: Flask, client: FlaskClient) -> None:
+    assert client.get("/auth/hls", headers={"X-Original-URI": "/hls/gate/index.m3u8"}).status_code == 401
+    token = livetoken.mint(LIVE_SECRET, SITE, "gate", time.time())
+    ok = client.get("/auth/hls", headers={"X-Original-URI": f"/hls/gate/12.ts?token={token}"})
+    assert ok.status_code == 204
+    assert (
+        client.get(f"/auth/hls?token={token}", headers={"X-Original-URI": "/hls/gate/12.ts"}).status_code
+        == 204
+    )
+    other_camera = client.get("/auth/hls", headers={"X-Original-URI": f"/hls/pintu/12.ts?token={token}"})
+    assert other_camera.status_code == 403
+    other_site = livetoken.mint(LIVE_SECRET, "another-site", "gate", time.time())
+    assert (
+        client.get("/auth/hls", headers={"X-Original-URI": f"/hls/gate/1.ts?token={other_site}"}).status_code
+        == 403
+    )
+    expired = livetoken.mint(LIVE_SECRET, SITE, "gate", time.time() - 700)
+    assert (
+        client.get("/auth/hls", headers={"X-Original-URI": f"/hls/gate/1.ts?token={expired}"}).status_code
+        == 403
+    )
+    assert client.get("/auth/hls", headers={"X-Original-URI": "/hls/gate/1.ts?token=junk"}).status_code == 403
+    login(client, "satpam")
+    assert client.get("/auth/hls", headers={"X-Original-URI": "/hls/pintu/index.m3u8"}).status_code == 204
+    assert client.get("/auth/hls").data == b""
+
+
+def test_metrics_need_their_own_token(client: FlaskClient) -> None:
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    login(client, "teknisi")
+    assert client.get("/metrics").status_code == 401  # a session is not the monitoring token
+    answer = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert answer.status_code == 200 and answer.mimetype == "text/plain"
+    text = answer.get_data(as_text=True)
+    assert f'cllmh_events_24h{{site="{SITE}",label="person"}} 1.0' in text
+    assert f'cllmh_camera_up{{site="{SITE}",camera="gate"}}' in text
+    assert "# TYPE cllmh_disk_free_bytes gauge" in text
+
+
+def test_users_file_keeps_hashes_that_still_match(site: Path) -> None:
+    wanted = [{"name": "satpam", "role": "viewer", "password": PASSWORDS["satpam"]}]
+    current = {u["name"]: u for u in yaml.safe_load((site / "users.yaml").read_text())["users"]}
+    again = hashed_users(wanted, current)
+    assert again[0]["password_hash"] == current["satpam"]["password_hash"]
+    changed = hashed_users([{**wanted[0], "password": "Another-Pass-2"}], current)
+    assert changed[0]["password_hash"] != current["satpam"]["password_hash"]
+
+
+def test_config_refuses_a_plain_password_and_unknown_keys(site: Path, tmp_path: Path) -> None:
+    from cllmh.status import config  # noqa: PLC0415
+
+    bad = tmp_path / "users.yaml"
+    bad.write_text(yaml.safe_dump({"users": [{"name": "a", "role": "viewer", "password_hash": "hunter22"}]}))
+    with pytest.raises(ValueError, match="never a password"):
+        config.load_users(bad)
+    conf = tmp_path / "status.yaml"
+    conf.write_text(yaml.safe_dump({"site": SITE, "colour": "red"}))
+    with pytest.raises(ValueError, match="colour"):
+        config.load(conf)
