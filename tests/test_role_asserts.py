@@ -54,13 +54,33 @@ def test_an_unsafe_camera_is_refused_with_a_clear_message(
     assert "Sandi-Asli-123" not in result.stdout
 
 
-def test_a_placeholder_viewer_password_is_refused(ansible_env: dict[str, str], tmp_path: Path) -> None:
-    viewers = [{"name": "satpam", "password": "CHANGE-ME-viewer-password"}]
-    result = run_role_tasks(
-        ansible_env, tmp_path, "nginx_rtmp", "assert.yml", {"nginx_rtmp_viewers": viewers}
-    )
+def test_a_placeholder_user_password_is_refused(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    users = [
+        {"name": "satpam", "password": "CHANGE-ME-viewer-password"},
+        {"name": "teknisi", "role": "technician", "password": "Teknisi-Pass-1"},
+    ]
+    settings = {"status_page_users": users, "status_page_live_secret": "live-secret-0123456789"}
+    result = run_role_tasks(ansible_env, tmp_path, "status_page", "assert.yml", settings)
     assert result.returncode != 0, result.stdout
     assert "placeholder (CHANGE-ME)" in result.stdout and "'satpam'" in result.stdout, result.stdout
+    assert "Teknisi-Pass-1" not in result.stdout
+
+
+def test_status_page_users_and_live_secret_are_checked(ansible_env: dict[str, str], tmp_path: Path) -> None:
+    good = [{"name": "satpam", "password": "Lihat-Kamera-1"}]
+    cases = [
+        ({"status_page_users": []}, "needs at least one user"),
+        ({"status_page_users": [{**good[0], "role": "admin"}]}, "role viewer or technician"),
+        ({"status_page_users": [{**good[0], "password": "short"}]}, "10 or more characters"),
+        ({"status_page_live_secret": "too-short"}, "at least 16 characters"),
+    ]
+    for change, message in cases:
+        settings = {"status_page_users": good, "status_page_live_secret": "live-secret-0123456789", **change}
+        result = run_role_tasks(ansible_env, tmp_path, "status_page", "assert.yml", settings)
+        assert result.returncode != 0, (change, result.stdout)
+        assert message in " ".join(result.stdout.split()), (change, result.stdout)
+    settings = {"status_page_users": good, "status_page_live_secret": "live-secret-0123456789"}
+    assert run_role_tasks(ansible_env, tmp_path, "status_page", "assert.yml", settings).returncode == 0
 
 
 def test_the_example_production_inventory_is_refused_until_its_placeholders_are_replaced(
@@ -92,10 +112,7 @@ def test_the_example_production_inventory_is_refused_until_its_placeholders_are_
 def test_without_a_certificate_a_production_site_stops_instead_of_self_signing(
     ansible_env: dict[str, str], tmp_path: Path
 ) -> None:
-    settings = {
-        "nginx_rtmp_viewers": [{"name": "satpam", "password": "Lihat-Kamera-1"}],
-        "nginx_rtmp_tls_selfsigned_allowed": False,
-    }
+    settings = {"nginx_rtmp_tls_selfsigned_allowed": False}
     result = run_role_tasks(ansible_env, tmp_path, "nginx_rtmp", "assert.yml", settings)
     assert result.returncode != 0, result.stdout
     assert "No certificate for localhost" in result.stdout, result.stdout

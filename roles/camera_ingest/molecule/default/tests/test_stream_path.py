@@ -1,4 +1,6 @@
-"""The live-stream path, checked with real clients from another host on the network."""
+"""The live-stream path, checked with real clients from another host on the network. Viewers log in to
+the status page (one session cookie, molecule/lib/cllmh_verify.login_cookie) and nginx asks the page
+(auth_request) about every HLS request."""
 
 from __future__ import annotations
 
@@ -11,13 +13,14 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import testinfra
-from cllmh_verify import wait_for
+from cllmh_verify import login_cookie, wait_for
 
 testinfra_hosts = ["docker://mol-ingest-site"]
 
 SITE = "mol-ingest-site"
-VIEWER = "satpam:Lihat-Kamera-1"
-HLS = f"https://{SITE}/hls/gate/index.m3u8"
+BASE = f"https://{SITE}"
+VIEWER = ("satpam", "Lihat-Kamera-1")
+HLS = f"{BASE}/hls/gate/index.m3u8"
 CAMERA_SIZE = (768, 576)  # vtest.avi
 
 
@@ -26,13 +29,18 @@ def camera():
     return testinfra.get_host("docker://mol-ingest-camera")
 
 
-def ffprobe_hls(client, url: str, creds: str = VIEWER):
-    user, password = creds.split(":", 1)
-    authed = url.replace("https://", f"https://{user}:{password}@")
+@pytest.fixture(scope="module")
+def session(camera):
+    """The viewer's session cookie (`cllmh_status=...`), logged in from the camera host."""
+    return login_cookie(camera, BASE, *VIEWER)
+
+
+def ffprobe_hls(client, url: str, cookie: str):
     cmd = client.run(
-        "timeout 30 ffprobe -v error -select_streams v:0 -show_entries stream=codec_name,width,height "
-        "-of json %s",
-        authed,
+        "timeout 30 ffprobe -v error -headers %s -select_streams v:0 "
+        "-show_entries stream=codec_name,width,height -of json %s",
+        f"Cookie: {cookie}\r\n",
+        url,
     )
     if cmd.rc != 0:
         return None
@@ -44,29 +52,48 @@ def test_nginx_configuration_is_valid(host):
     assert host.run("nginx -t").rc == 0
 
 
-def test_hls_over_https_with_credentials_is_the_camera_stream(camera):
-    stream = wait_for(lambda: ffprobe_hls(camera, HLS), timeout=60)
+def test_hls_over_https_with_a_session_is_the_camera_stream(camera, session):
+    stream = wait_for(lambda: ffprobe_hls(camera, HLS, session), timeout=60)
     assert stream is not None, "no HLS stream within 60 s"
     assert stream["codec_name"] == "h264"
     assert (stream["width"], stream["height"]) == CAMERA_SIZE
 
 
-@pytest.mark.parametrize("path", ["/hls/gate/index.m3u8", "/live/", "/live/hls.light.min.js"])
-def test_without_credentials_access_is_refused(camera, path):
-    code = camera.check_output("curl -sk -o /dev/null -w '%%{http_code}' https://%s%s", SITE, path)
-    assert code == "401"
+def hls_code(client, url: str, cookie: str = "") -> str:
+    return client.check_output("curl -sk -o /dev/null -w '%%{http_code}' -H %s %s", f"Cookie: {cookie}", url)
 
 
-def test_the_root_only_points_to_the_protected_live_page(camera):
-    out = camera.check_output("curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' https://%s/", SITE)
-    assert out == f"302 https://{SITE}/live/"
+def test_hls_without_a_session_is_refused_and_with_one_allowed(camera, session):
+    assert hls_code(camera, HLS) == "401"
+    assert hls_code(camera, HLS, "cllmh_status=forged.cookie.value") == "401"
+    assert hls_code(camera, HLS, session) == "200"
 
 
-def test_wrong_password_is_refused(camera):
-    code = camera.check_output(
-        "curl -sk -o /dev/null -w '%%{http_code}' -u satpam:salah https://%s/hls/gate/index.m3u8", SITE
+@pytest.mark.parametrize("path", ["/", "/cameras", "/events", "/logs", "/live/"])
+def test_without_a_session_the_pages_send_to_the_login(camera, path):
+    out = camera.check_output("curl -sk -o /dev/null -w '%%{http_code} %%{redirect_url}' %s%s", BASE, path)
+    code, target = out.split(" ", 1)
+    assert code == "302" and target.startswith(f"{BASE}/login"), out
+
+
+def test_a_wrong_password_is_refused(camera):
+    with pytest.raises(AssertionError, match="answered 401"):
+        login_cookie(camera, BASE, "satpam", "salah-sandi-1")
+
+
+def test_a_live_token_opens_its_camera_only_and_cors_answers_the_dashboard(camera, host):
+    mint = (
+        "from pathlib import Path; import time; from cllmh import livetoken; "
+        "secret = Path('/etc/cllmh/status/live.secret').read_bytes().strip(); "
+        "print(livetoken.mint(secret, 'mol-site', 'gate', time.time()))"
     )
-    assert code == "401"
+    token = host.check_output("/opt/cllmh/venv/bin/python -c %s", mint)
+    assert hls_code(camera, f"{HLS}?token={token}") == "200"
+    assert hls_code(camera, f"{BASE}/hls/pintu/index.m3u8?token={token}") == "403"
+    headers = camera.check_output("curl -skI -H 'Origin: https://hq.test' %s", f"{HLS}?token={token}")
+    assert "access-control-allow-origin: https://hq.test" in headers.lower()
+    other = camera.check_output("curl -skI -H 'Origin: https://evil.test' %s", f"{HLS}?token={token}")
+    assert "access-control-allow-origin" not in other.lower()
 
 
 def test_plain_http_redirects_to_https(camera):
@@ -76,10 +103,10 @@ def test_plain_http_redirects_to_https(camera):
     assert out == f"301 https://{SITE}/live/"
 
 
-def test_live_page_lists_the_camera(camera):
-    page = camera.check_output("curl -sk -u %s https://%s/live/", VIEWER, SITE)
+def test_the_cameras_page_lists_the_camera_and_serves_hls_js(camera, session):
+    page = camera.check_output("curl -sk -H %s %s/cameras", f"Cookie: {session}", BASE)
     assert 'data-src="/hls/gate/index.m3u8"' in page
-    assert camera.run("curl -skf -o /dev/null -u %s https://%s/live/hls.light.min.js", VIEWER, SITE).rc == 0
+    assert camera.run("curl -skf -o /dev/null %s/static/hls.light.min.js", BASE).rc == 0
 
 
 def _publish(client, url: str):
@@ -90,13 +117,10 @@ def _publish(client, url: str):
     )
 
 
-def test_rtmp_publish_from_another_host_without_key_is_refused(camera):
+def test_rtmp_publish_from_another_host_without_key_is_refused(camera, session):
     result = _publish(camera, f"rtmp://{SITE}/live/intruder")
     assert result.rc != 0
-    code = camera.check_output(
-        "curl -sk -o /dev/null -w '%%{http_code}' -u %s https://%s/hls/intruder/index.m3u8", VIEWER, SITE
-    )
-    assert code == "404"
+    assert hls_code(camera, f"{BASE}/hls/intruder/index.m3u8", session) == "404"
 
 
 def test_rtmp_publish_with_the_wrong_key_is_refused(camera):
@@ -140,8 +164,8 @@ def test_validate_camera_describes_the_real_camera(host):
     assert "h264 768x576" in out and "keyframe every 2.00 s" in out
 
 
-def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
-    assert wait_for(lambda: ffprobe_hls(camera, HLS), timeout=60) is not None
+def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host, session):
+    assert wait_for(lambda: ffprobe_hls(camera, HLS, session), timeout=60) is not None
     camera.check_output("systemctl stop sample-camera")
     time.sleep(30)
     log = host.check_output("journalctl -u cllmh-ingest@gate --since '-40s' --no-pager")
@@ -150,7 +174,7 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
     returned = time.time()
 
     def fresh():
-        headers = camera.run("curl -skI -u %s %s", VIEWER, HLS).stdout.splitlines()
+        headers = camera.run("curl -skI -H %s %s", f"Cookie: {session}", HLS).stdout.splitlines()
         if not headers or " 200" not in headers[0]:
             return False
         modified = [line for line in headers if line.lower().startswith("last-modified:")]
@@ -159,7 +183,7 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
             or parsedate_to_datetime(modified[0].split(":", 1)[1].strip()).timestamp() < returned - 1
         ):
             return False
-        return ffprobe_hls(camera, HLS) is not None
+        return ffprobe_hls(camera, HLS, session) is not None
 
     back = wait_for(fresh, timeout=40, interval=0.5)
     elapsed = time.time() - returned
@@ -171,7 +195,9 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host):
 EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
 
 
-@pytest.mark.parametrize("unit", ["cllmh-ingest@gate.service", "cllmh-ingest-sub@gate.service"])
+@pytest.mark.parametrize(
+    "unit", ["cllmh-ingest@gate.service", "cllmh-ingest-sub@gate.service", "cllmh-status.service"]
+)
 def test_the_ingest_units_are_sandboxed(host, unit):
     out = host.check_output(f"systemd-analyze security --no-pager {unit}")
     exposure = float(EXPOSURE.search(out).group(1))
@@ -190,10 +216,18 @@ def test_the_camera_password_is_in_no_process_listing_and_out_of_the_recorder_us
 
 
 # Every secret of this scenario, and new values given on the command line below.
-SECRETS = ["Kamera-Uji-2026", "salah-sandi", "Lihat-Kamera-1", "Kunci-Publikasi-Van-123"]
+SECRETS = [
+    "Kamera-Uji-2026",
+    "salah-sandi",
+    "Lihat-Kamera-1",
+    "Teknisi-Uji-2026",
+    "Rahasia-Live-Situs-0001",
+    "Kunci-Publikasi-Van-123",
+]
 NEW_SECRETS = {
     "cam_password": "Sandi-Baru-2027",
     "satpam": "Lihat-Baru-2027",
+    "live": "Rahasia-Live-Baru-0002",
     "van": "Kunci-Baru-Rahasia-0042",
 }
 
@@ -203,7 +237,8 @@ def test_a_verbose_diff_run_prints_no_secret():
     each file holding one would show a diff: no secret, old or new, is printed."""
     overrides = {
         "cam_password": NEW_SECRETS["cam_password"],
-        "nginx_rtmp_viewers": [{"name": "satpam", "password": NEW_SECRETS["satpam"]}],
+        "status_page_users": [{"name": "satpam", "password": NEW_SECRETS["satpam"]}],
+        "status_page_live_secret": NEW_SECRETS["live"],
         "nginx_rtmp_publish_keys": {"van": NEW_SECRETS["van"]},
     }
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
