@@ -30,7 +30,7 @@ def local_time(unix: float | None) -> str:
 
 
 def create_app(config: cfg.StatusConfig | None = None) -> Flask:
-    config = config or cfg.load(Path(os.environ.get(CONFIG_ENV, "/etc/cllmh/status/status.yaml")))
+    config = config or cfg.load(Path(os.environ.get(CONFIG_ENV, "/etc/cllmh-status/status.yaml")))
     app = Flask(__name__)
     app.config.update(
         CLLMH_STATUS=config,

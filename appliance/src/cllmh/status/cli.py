@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_CONFIG = "/etc/cllmh/status/status.yaml"
+DEFAULT_CONFIG = "/etc/cllmh-status/status.yaml"
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -22,6 +22,8 @@ def _serve(args: argparse.Namespace) -> int:
         "--worker-class", "gthread",
         "--threads", str(args.threads),
         "--umask", "0o007",
+        # gunicorn 27's control socket would go to the (non-existent) home directory: not needed.
+        "--no-control-socket",
         "--access-logfile", "-",
         "cllmh.status.app:create_app()",
     ]  # fmt: skip

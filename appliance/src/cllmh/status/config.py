@@ -64,11 +64,11 @@ class StatusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     site: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
-    users_file: Path = Path("/etc/cllmh/status/users.yaml")
+    users_file: Path = Path("/etc/cllmh-status/users.yaml")
     # Signs the session cookie; made once by the role, readable by the status page's user only.
-    session_secret_file: Path = Path("/etc/cllmh/status/session.secret")
+    session_secret_file: Path = Path("/etc/cllmh-status/session.secret")
     # The site's live secret (cllmh.livetoken): head office mints live-view tokens with it.
-    live_secret_file: Path = Path("/etc/cllmh/status/live.secret")
+    live_secret_file: Path = Path("/etc/cllmh-status/live.secret")
     # SHA-256 (hex) of the token monitoring sends as `Authorization: Bearer` to /metrics; empty: off.
     metrics_token_sha256: Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{64})?$")] = ""
     cameras: list[CameraName] = []

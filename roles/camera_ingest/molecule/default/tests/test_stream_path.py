@@ -84,7 +84,7 @@ def test_a_wrong_password_is_refused(camera):
 def test_a_live_token_opens_its_camera_only_and_cors_answers_the_dashboard(camera, host):
     mint = (
         "from pathlib import Path; import time; from cllmh import livetoken; "
-        "secret = Path('/etc/cllmh/status/live.secret').read_bytes().strip(); "
+        "secret = Path('/etc/cllmh-status/live.secret').read_bytes().strip(); "
         "print(livetoken.mint(secret, 'mol-site', 'gate', time.time()))"
     )
     token = host.check_output("/opt/cllmh/venv/bin/python -c %s", mint)

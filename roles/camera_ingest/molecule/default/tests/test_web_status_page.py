@@ -181,9 +181,11 @@ def test_a_browser_logs_in_watches_the_camera_plays_an_event_and_switches_langua
 
 
 def test_the_status_page_user_alone_reads_the_live_secret(host):
-    secret = host.file("/etc/cllmh/status/live.secret")
+    secret = host.file("/etc/cllmh-status/live.secret")
     assert secret.user == "root" and secret.group == "cllmh-status" and secret.mode == 0o640
     assert host.check_output("systemctl show -p User --value cllmh-status.service") == "cllmh-status"
-    assert host.run("runuser -u cllmh -- cat /etc/cllmh/status/live.secret").rc != 0
-    users = host.file("/etc/cllmh/status/users.yaml").content_string
+    assert host.run("runuser -u cllmh -- cat /etc/cllmh-status/live.secret").rc != 0
+    # Its group cllmh opens the recordings; the site's fleet key stays out of its sight.
+    assert "/etc/cllmh/pki" in host.check_output("systemctl show -p InaccessiblePaths cllmh-status.service")
+    users = host.file("/etc/cllmh-status/users.yaml").content_string
     assert "Lihat-Kamera-1" not in users and re.search(r"password_hash: scrypt:", users)
