@@ -152,19 +152,26 @@ def test_a_browser_logs_in_watches_the_camera_plays_an_event_and_switches_langua
             page.screenshot(path=str(SCREENSHOTS / "ringkasan.png"), full_page=True)
 
             page.goto(f"{url}/cameras")
-            video = "document.querySelector('#video-gate')"
-            page.wait_for_function(f"{video}.currentTime > 1", timeout=60000)
-            first = page.evaluate(f"{video}.currentTime")
-            page.wait_for_function(f"{video}.currentTime > {first} + 2", timeout=30000)
-            print(f"camera tile currentTime {first:.1f} s -> {page.evaluate(f'{video}.currentTime'):.1f} s")
+            # Functions, not expression strings: the page's CSP (no 'unsafe-eval') applies to Playwright too.
+            now = "() => document.querySelector('#video-gate').currentTime"
+            page.wait_for_function(
+                "() => document.querySelector('#video-gate').currentTime > 1", timeout=60000
+            )
+            first = page.evaluate(now)
+            page.wait_for_function(
+                "(t) => document.querySelector('#video-gate').currentTime > t + 2", arg=first, timeout=30000
+            )
+            print(f"camera tile currentTime {first:.1f} s -> {page.evaluate(now):.1f} s")
             page.screenshot(path=str(SCREENSHOTS / "kamera.png"), full_page=True)
 
             page.goto(f"{url}/events?camera=gate")
             row = page.locator(f"tr.event[data-id='{kept_event}']")
             assert row.count() == 1
-            clip = f"document.querySelector(\"tr.event[data-id='{kept_event}'] video.clip\")"
-            page.evaluate(f"{clip}.muted = true; {clip}.play()")
-            page.wait_for_function(f"{clip}.currentTime > 1", timeout=30000)
+            clip = f"tr.event[data-id='{kept_event}'] video.clip"
+            page.evaluate("(s) => { const v = document.querySelector(s); v.muted = true; v.play(); }", clip)
+            page.wait_for_function(
+                "(s) => document.querySelector(s).currentTime > 1", arg=clip, timeout=30000
+            )
             page.screenshot(path=str(SCREENSHOTS / "kejadian.png"), full_page=True)
 
             page.goto(f"{url}/logs")
