@@ -37,10 +37,7 @@ ROLES = {
         ]
     },
     "motion_recorder": lambda names: {"motion_recorder_cameras": [{"name": n} for n in names]},
-    "nginx_rtmp": lambda names: {
-        "nginx_rtmp_streams": names,
-        "nginx_rtmp_viewers": [{"name": "satpam", "password": "Lihat-Kamera-1"}],
-    },
+    "nginx_rtmp": lambda names: {"nginx_rtmp_streams": names},
     "node_reporter": lambda names: {"node_reporter_cameras": names},
 }
 

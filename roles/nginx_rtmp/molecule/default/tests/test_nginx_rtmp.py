@@ -226,7 +226,7 @@ def test_tls_1_2_with_an_intermediate_cipher_is_accepted_without_a_session_ticke
 
 
 def test_https_sends_hsts_for_two_years(host):
-    headers = host.check_output(f"{CURL} -D - -o /dev/null -u operator:Operator-Pass-1 https://{NAME}/live/")
+    headers = host.check_output(f"{CURL} -D - -o /dev/null https://{NAME}/")
     assert re.search(r"(?im)^strict-transport-security: max-age=63072000\s*$", headers), headers
 
 
