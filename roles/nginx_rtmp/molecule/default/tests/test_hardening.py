@@ -7,6 +7,7 @@ import re
 
 import pytest
 import testinfra
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-nginx-site"]
 
@@ -25,6 +26,8 @@ def viewer():
 def stray_listener(host):
     """A service the firewall was not told about, listening on every address of the site."""
     host.check_output("systemd-run --unit=stray-listener --collect python3 -m http.server 9999")
+    # systemd-run returns when the unit started, not when Python listens (seconds on a loaded machine).
+    wait_for(lambda: ":9999 " in host.check_output("ss -ltn"), timeout=30)
     yield 9999
     host.run("systemctl stop stray-listener")
 
