@@ -1,4 +1,5 @@
-"""Head-office Loki with the hub pushing into it: loopback, sandbox, retention, labels, an outage."""
+"""Head-office Loki with the hub pushing into it: loopback, sandbox, retention, labels (its outage runs
+during the cut link, test_cut_link.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ testinfra_hosts = ["docker://mol-log-hub"]
 
 LOKI = "http://127.0.0.1:3100"
 SITE = "toko-uji"
-OUTAGE_S = 300
 SITE_HOST = testinfra.get_host("docker://mol-log-site")
 
 
@@ -129,36 +129,3 @@ def test_lines_with_quotes_backslashes_and_bytes_that_are_not_utf8_reach_loki(ho
     got = sorted(lines(), key=lambda line: line.rsplit("n=", 1)[1])
     assert len(got) == 3, got
     assert 'camera "gate" path C:\\rec\\x tab\there n=000001' in got[0]
-
-
-def test_five_minute_loki_outage_with_a_hub_restart_loses_nothing_and_doubles_nothing(host):
-    run, half = tag(), 500
-    host.check_output("systemctl stop loki")
-    stopped = time.monotonic()
-    try:
-        send(host, run, first=1, count=half, rate=50)
-        host.check_output("systemctl restart syslog-ng")
-        send(host, run, first=half + 1, count=half, rate=50)
-        # Every line is on the hub's disk (its file) while Loki is still down.
-        in_file = wait_for(
-            lambda: (
-                int(host.check_output(f"grep -c -F {run} /var/log/cctv/{SITE}/nvr-1/messages.log"))
-                == 2 * half
-            ),
-            timeout=60,
-        )
-        assert in_file
-        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped)))
-    finally:
-        host.check_output("systemctl start loki")
-    logql = f'{{site="{SITE}"}} |= "{run}"'
-
-    def complete() -> list[int]:
-        got = numbers(query(host, logql))
-        return got if len(set(got)) >= 2 * half else []
-
-    got = wait_for(complete, timeout=300, interval=5) or numbers(query(host, logql))
-    duplicates = len(got) - len(set(got))
-    print(f"outage {OUTAGE_S} s: {len(set(got))}/{2 * half} lines queryable in Loki, {duplicates} twice")
-    assert sorted(set(got)) == list(range(1, 2 * half + 1))
-    assert duplicates == 0

@@ -1,11 +1,11 @@
-"""Site syslog with real senders: formats, per-host files, TLS forwarding, a cut link, a flood."""
+"""Site syslog with real senders: formats, per-host files, TLS forwarding, a flood (the cut link:
+test_cut_link.py)."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
-import subprocess
 import time
 import uuid
 
@@ -292,65 +292,6 @@ def test_a_host_name_cannot_escape_the_log_directory(host, sender):
 def test_forwarding_is_tls_to_the_hub(host):
     conns = host.check_output("ss -tnp state established '( dport = :6514 )'")
     assert f"{HUB_IP}:6514" in conns and "syslog-ng" in conns
-
-
-def _docker(*args: str) -> None:
-    subprocess.run(["docker", *args], check=True, capture_output=True, timeout=60)
-
-
-def _numbers(lines: list[str]) -> list[int]:
-    return [int(m.group(1)) for ln in lines if (m := re.search(r"line (\d+) of", ln))]
-
-
-def test_every_line_the_site_accepted_reaches_the_hub_once_across_a_cut_link_and_a_restart(host, hub, sender):
-    """Cut the hub off for over 2 minutes while a sender sends N numbered lines over TCP, one
-    connection each, and the site's syslog-ng restarts once. The contract is the forwarding path's:
-    every line the site accepted (wrote to its file) reaches the hub, none twice. A connection the
-    restarting site refuses is the sender's to retry, as an NVR with a spool does: the sender
-    retries each refused line until accepted and counts the retries."""
-    run, total = tag(), 600
-    summary = f"/var/tmp/cut-{run}.txt"
-    sender_loop = (
-        f"retries=0; for i in $(seq 1 {total}); do "
-        f"until logger -n mol-log-site -T -P 514 --rfc3164 -t cut-test -p local1.info "
-        f'"cut {run} line $i of {total}" 2>/dev/null; do retries=$((retries+1)); sleep 0.5; done; '
-        f"sleep 0.2; done; echo $retries > {summary}"
-    )
-    _docker("network", "disconnect", NETWORK, "mol-log-hub")
-    try:
-        started = time.monotonic()
-        sender.check_output("systemd-run --unit=cut-sender-%s --collect bash -c %s", run, sender_loop)
-        time.sleep(60)
-        host.check_output("systemctl restart syslog-ng")
-        finished = wait_for(lambda: sender.run("systemctl is-active cut-sender-%s", run).rc != 0, timeout=900)
-        assert finished, "the sender did not finish"
-        time.sleep(max(0.0, 125 - (time.monotonic() - started)))
-    finally:
-        _docker("network", "connect", "--ip", HUB_IP, NETWORK, "mol-log-hub")
-    reconnected = time.monotonic()
-    retries = int(sender.check_output("cat %s", summary) or 0)
-    accepted = _numbers(grep(host, f"cut {run} line", site_file(SENDER)))
-    accepted_set = set(accepted)
-
-    def delivered() -> list[int]:
-        return _numbers(grep(hub, f"cut {run} line", hub_file(SENDER)))
-
-    wait_for(lambda: accepted_set <= set(delivered()), timeout=600, interval=5)
-    numbers = delivered()
-    missing = sorted(accepted_set - set(numbers))
-    duplicates = len(numbers) - len(set(numbers))
-    never_written = sorted(set(range(1, total + 1)) - accepted_set)
-    print(
-        f"cut test: {total} lines sent, {retries} refused connections retried by the sender, "
-        f"{len(accepted_set)} accepted by the site ({len(accepted) - len(accepted_set)} written twice), "
-        f"not in the site's file although logger succeeded: {never_written[:20]}; at the hub "
-        f"{len(set(numbers))} distinct {time.monotonic() - reconnected:.0f} s after reconnect, "
-        f"{duplicates} duplicates, accepted but missing: {missing[:20]}"
-    )
-    # Lines before and after the restart were accepted: the test exercised the restart.
-    assert {1, total} <= accepted_set, (min(accepted_set, default=None), max(accepted_set, default=None))
-    assert not missing, f"{len(missing)} lines the site accepted never reached the hub: {missing[:20]}"
-    assert duplicates == 0, f"{duplicates} lines reached the hub twice"
 
 
 def _flood_keys(h, files: str) -> tuple[int, int, str]:

@@ -1,6 +1,7 @@
 """One identity per site: the hub takes a site's name from its fleet-CA certificate and refuses
 everyone else (another CA, an expired certificate, none, a revoked site). Real clients: Python's
-ssl module from the sender container, and the site's own syslog-ng."""
+ssl module from the site's container (a site network: the sender is outside head office's firewall
+allow-list, tests/test_firewall.py), and the site's own syslog-ng."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from pki import FleetCA
 testinfra_hosts = ["docker://mol-log-hub"]
 
 SITE, SENDER, SITE_HOST = "toko-uji", "mol-log-sender", "mol-log-site"
+CLIENT = SITE_HOST  # where the TLS client runs: inside the sites' networks (head office's firewall)
 SECOND_SITE = "toko-tutup"
 PKI = "/etc/cllmh/pki"
 CLIENT_DIR = "/root/identity"
@@ -65,6 +67,11 @@ def sender():
 
 
 @pytest.fixture(scope="module")
+def client():
+    return testinfra.get_host(f"docker://{CLIENT}")
+
+
+@pytest.fixture(scope="module")
 def site():
     return testinfra.get_host(f"docker://{SITE_HOST}")
 
@@ -73,12 +80,12 @@ def _docker(*args: str) -> str:
     return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=60).stdout
 
 
-def _to_sender(sender, name: str, content: bytes) -> str:
-    """Write `content` to CLIENT_DIR/name on the sender; return the path."""
+def _to_client(client, name: str, content: bytes) -> str:
+    """Write `content` to CLIENT_DIR/name on the client's container; return the path."""
     path = f"{CLIENT_DIR}/{name}"
-    sender.check_output(f"mkdir -p {CLIENT_DIR}")
+    client.check_output(f"mkdir -p {CLIENT_DIR}")
     subprocess.run(
-        ["docker", "exec", "-i", SENDER, "sh", "-c", f"cat > {path} && chmod 600 {path}"],
+        ["docker", "exec", "-i", CLIENT, "sh", "-c", f"cat > {path} && chmod 600 {path}"],
         input=content,
         check=True,
         timeout=60,
@@ -93,14 +100,14 @@ def _from(container: str, path: str) -> bytes:
 
 
 def send(
-    sender, cert: str, key: str, *, marker: str, claimed_site: str = SITE, host_name: str = "nvr-x"
+    client, cert: str, key: str, *, marker: str, claimed_site: str = SITE, host_name: str = "nvr-x"
 ) -> str:
-    """Send one line to the hub from the sender with this client certificate; the hub's verdict."""
+    """Send one line to the hub from the client's container with this certificate; the hub's verdict."""
     line = (
         f'<14>1 - {host_name} identity-test - - [cllmh@32473 site="{claimed_site}" sev="info"] '
         f"identity {marker}"
     )
-    out = sender.check_output(
+    out = client.check_output(
         "python3 -c %s mol-log-hub 6514 %s %s %s %s",
         CLIENT,
         f"{CLIENT_DIR}/ca.crt",
@@ -122,17 +129,17 @@ def tag() -> str:
 
 
 @pytest.fixture(scope="module")
-def site_identity(sender):
-    """The site's own certificate and key (from its /etc/cllmh/pki) and the fleet CA, on the sender."""
-    _to_sender(sender, "ca.crt", _from(SITE_HOST, f"{PKI}/ca.crt"))
+def site_identity(client):
+    """The site's own certificate and key (from its /etc/cllmh/pki) and the fleet CA, in CLIENT_DIR."""
+    _to_client(client, "ca.crt", _from(SITE_HOST, f"{PKI}/ca.crt"))
     return (
-        _to_sender(sender, "site.crt", _from(SITE_HOST, f"{PKI}/host.crt")),
-        _to_sender(sender, "site.key", _from(SITE_HOST, f"{PKI}/host.key")),
+        _to_client(client, "site.crt", _from(SITE_HOST, f"{PKI}/host.crt")),
+        _to_client(client, "site.key", _from(SITE_HOST, f"{PKI}/host.key")),
     )
 
 
-def assert_lands(hub, sender, identity: tuple[str, str], marker: str, site_dir: str) -> None:
-    verdict = send(sender, *identity, marker=marker)
+def assert_lands(hub, client, identity: tuple[str, str], marker: str, site_dir: str) -> None:
+    verdict = send(client, *identity, marker=marker)
     assert verdict == "open", verdict
     assert wait_for(lambda: on_hub(hub, marker), timeout=60) == [
         f"/var/log/cctv/{site_dir}/nvr-x/messages.log"
@@ -152,7 +159,7 @@ def _validation_failures(hub, common_name: str, reason: str) -> int:
 
 def assert_refused(
     hub,
-    sender,
+    client,
     identity: tuple[str, str],
     site_identity: tuple[str, str],
     *,
@@ -164,9 +171,9 @@ def assert_refused(
     certificate of `cn` for that reason (OpenSSL's verification error)."""
     refused, after = f"refused-{tag()}", f"after-{tag()}"
     before = _validation_failures(hub, cn, reason) if reason else 0
-    verdict = send(sender, *identity, marker=refused)
+    verdict = send(client, *identity, marker=refused)
     assert verdict.startswith("refused"), verdict
-    assert_lands(hub, sender, site_identity, after, SITE)
+    assert_lands(hub, client, site_identity, after, SITE)
     assert not on_hub(hub, refused)
     if reason:
         assert wait_for(lambda: _validation_failures(hub, cn, reason) > before, timeout=30), (
@@ -194,25 +201,25 @@ def test_one_identity_per_host_at_the_shared_paths(host, site):
     assert "SSL client : Yes" in purpose and "SSL server : No" in purpose
 
 
-def test_a_site_claiming_another_site_s_name_is_filed_under_its_certificate_cn(host, sender, site_identity):
+def test_a_site_claiming_another_site_s_name_is_filed_under_its_certificate_cn(host, client, site_identity):
     for attempt in range(3):
         marker = f"spoof-{attempt}-{tag()}"
-        verdict = send(sender, *site_identity, marker=marker, claimed_site="jkt-gudang")
+        verdict = send(client, *site_identity, marker=marker, claimed_site="jkt-gudang")
         assert verdict == "open", verdict
         files = wait_for(lambda m=marker: on_hub(host, m), timeout=60)
         assert files == [f"/var/log/cctv/{SITE}/nvr-x/messages.log"], files
     assert not host.file("/var/log/cctv/jkt-gudang").exists
 
 
-def test_a_host_name_that_cannot_be_a_directory_is_replaced_at_the_hub(host, sender, site_identity):
+def test_a_host_name_that_cannot_be_a_directory_is_replaced_at_the_hub(host, client, site_identity):
     marker = f"dotdot-{tag()}"
-    assert send(sender, *site_identity, marker=marker, host_name="..") == "open"
+    assert send(client, *site_identity, marker=marker, host_name="..") == "open"
     files = wait_for(lambda: on_hub(host, marker), timeout=60)
-    assert files == [f"/var/log/cctv/{SITE}/172.28.77.10/messages.log"], files
+    assert files == [f"/var/log/cctv/{SITE}/172.28.77.20/messages.log"], files  # the client's address
 
 
 @pytest.mark.parametrize("case", ["another CA", "expired", "no certificate"])
-def test_a_client_without_a_valid_fleet_certificate_is_refused(host, sender, site_identity, tmp_path, case):
+def test_a_client_without_a_valid_fleet_certificate_is_refused(host, client, site_identity, tmp_path, case):
     reason = {
         "another CA": "unable to get local issuer certificate",
         "expired": "certificate has expired",
@@ -221,19 +228,19 @@ def test_a_client_without_a_valid_fleet_certificate_is_refused(host, sender, sit
     if case == "another CA":
         other = FleetCA(tmp_path, name="Another CA").site(SITE)
         identity = (
-            _to_sender(sender, "other.crt", other.cert.read_bytes()),
-            _to_sender(sender, "other.key", other.key.read_bytes()),
+            _to_client(client, "other.crt", other.cert.read_bytes()),
+            _to_client(client, "other.key", other.key.read_bytes()),
         )
     elif case == "expired":
         fleet = FleetCA.load(tmp_path, CA_DIR / "ca.crt", CA_DIR / "ca.key", CA_PASSPHRASE)
         expired = fleet.expired_site(SITE)
         identity = (
-            _to_sender(sender, "expired.crt", expired.cert.read_bytes()),
-            _to_sender(sender, "expired.key", expired.key.read_bytes()),
+            _to_client(client, "expired.crt", expired.cert.read_bytes()),
+            _to_client(client, "expired.key", expired.key.read_bytes()),
         )
     else:
         identity = ("", "")
-    verdict = assert_refused(host, sender, identity, site_identity, reason=reason)
+    verdict = assert_refused(host, client, identity, site_identity, reason=reason)
     print(f"{case}: {verdict}")
 
 
@@ -251,42 +258,71 @@ def _playbook(playbook: str, *args: str) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
+def _api_verdict(client, cert: str, key: str) -> str:
+    """HTTP code of head office's central API (nginx, mTLS) for a heartbeat sent with this certificate."""
+    return client.check_output(
+        "curl -s -o /dev/null -w '%%{http_code}' --cacert %s --cert %s --key %s -H %s -H %s --data %s %s",
+        f"{CLIENT_DIR}/ca.crt",
+        cert,
+        key,
+        "Content-Type: application/json",
+        f"Idempotency-Key: {uuid.uuid4().hex}",
+        '{"schema": 1, "sent_at": 0, "state": {}}',
+        "https://mol-log-hub/api/v1/site/heartbeat",
+    )
+
+
 def _serial(h, path: str) -> str:
     return h.check_output(f"openssl x509 -noout -serial -in {path}")
 
 
-def test_renewal_and_revocation_of_a_second_site(host, sender, site_identity):
+def _second_identity(client, name: str) -> tuple[str, str]:
+    """The second site's current certificate and key (made on the sender by the role), in CLIENT_DIR."""
+    return (
+        _to_client(client, f"{name}.crt", _from(SENDER, f"{PKI}/host.crt")),
+        _to_client(client, f"{name}.key", _from(SENDER, f"{PKI}/host.key")),
+    )
+
+
+def test_renewal_and_revocation_of_a_second_site(host, sender, client, site_identity):
     """The sender becomes a second site (toko-tutup) with a 2-day certificate from the role: its lines
     land under its name. The next run, with the default 30-day renewal window, issues it a new one
     (that a certificate not due is kept is the idempotence step's). Listed in cllmh_revoked_sites
-    (fleet_ca_revoked_sites), the CRL pushed to the hub: both of its certificates are refused. No longer
-    listed but not in the inventory: still refused, while the inventory's site is still admitted."""
+    (fleet_ca_revoked_sites), the CRL pushed to the hub: both of its certificates are refused, by the
+    syslog hub and by the central API's nginx (400; 403 from the API before, where it is not
+    enrolled). No longer listed but not in the inventory: still refused, while the inventory's site
+    is still admitted. Its certificates are presented from the client's container."""
     both = {"fleet_ca_sites": [SITE, SECOND_SITE]}
     _playbook("identity.yml", "-e", json.dumps({**both, "fleet_ca_days": 2, "fleet_ca_renew_days": 1}))
-    second = (f"{PKI}/host.crt", f"{PKI}/host.key")
-    first_serial = _serial(sender, second[0])
-    first = (_to_sender(sender, "first.crt", _from(SENDER, second[0])), second[1])
-    assert_lands(host, sender, second, f"second-{tag()}", SECOND_SITE)
+    first_serial = _serial(sender, f"{PKI}/host.crt")
+    first = _second_identity(client, "first")
+    assert_lands(host, client, first, f"second-{tag()}", SECOND_SITE)
 
     _playbook("identity.yml", "-e", json.dumps(both))
-    renewed_serial = _serial(sender, second[0])
+    renewed_serial = _serial(sender, f"{PKI}/host.crt")
     assert renewed_serial != first_serial, "not re-issued within the renewal window"
-    assert_lands(host, sender, second, f"renewed-{tag()}", SECOND_SITE)
+    second = _second_identity(client, "second")
+    assert_lands(host, client, second, f"renewed-{tag()}", SECOND_SITE)
+    # The central API: a valid certificate of a site head office has not enrolled gets 403 from the app.
+    assert _api_verdict(client, *second) == "403"
 
-    # The CRL push: the hub's part of converge, its identity and syslog-ng's TLS material only.
-    push = ("converge.yml", "--limit", "mol-log-hub", "--tags", "fleet_ca,syslog_ng_tls")
+    # The CRL push: the hub's part of converge, its identity, syslog-ng's TLS material and the central
+    # API's nginx (which reloads for a new CRL).
+    push = ("converge.yml", "--limit", "mol-log-hub", "--tags", "fleet_ca,syslog_ng_tls,central_api_nginx")
     _playbook(*push, "-e", json.dumps({**both, "fleet_ca_revoked_sites": [SECOND_SITE]}))
     listed = [
-        assert_refused(host, sender, ident, site_identity, reason="certificate revoked", cn=SECOND_SITE)
+        assert_refused(host, client, ident, site_identity, reason="certificate revoked", cn=SECOND_SITE)
         for ident in (second, first)
     ]
+    # nginx refuses the revoked certificates (400) before the app sees them.
+    assert [_api_verdict(client, *ident) for ident in (second, first)] == ["400", "400"]
 
     _playbook(*push)
     removed = assert_refused(
-        host, sender, second, site_identity, reason="certificate revoked", cn=SECOND_SITE
+        host, client, second, site_identity, reason="certificate revoked", cn=SECOND_SITE
     )
     print(
         f"renewed {first_serial} -> {renewed_serial}; revoked (listed): {listed}; "
         f"revoked (not in the inventory): {removed}"
     )
-    assert_lands(host, sender, site_identity, f"kept-{tag()}", SITE)
+    assert_lands(host, client, site_identity, f"kept-{tag()}", SITE)
