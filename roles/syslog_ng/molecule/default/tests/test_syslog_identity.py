@@ -20,7 +20,7 @@ from pki import FleetCA
 testinfra_hosts = ["docker://mol-log-hub"]
 
 SITE, SENDER, SITE_HOST = "toko-uji", "mol-log-sender", "mol-log-site"
-CLIENT = SITE_HOST  # where the TLS client runs: inside the sites' networks (head office's firewall)
+CLIENT_HOST = SITE_HOST  # where the TLS client runs: inside the sites' networks (head office's firewall)
 SECOND_SITE = "toko-tutup"
 PKI = "/etc/cllmh/pki"
 CLIENT_DIR = "/root/identity"
@@ -68,7 +68,7 @@ def sender():
 
 @pytest.fixture(scope="module")
 def client():
-    return testinfra.get_host(f"docker://{CLIENT}")
+    return testinfra.get_host(f"docker://{CLIENT_HOST}")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def _to_client(client, name: str, content: bytes) -> str:
     path = f"{CLIENT_DIR}/{name}"
     client.check_output(f"mkdir -p {CLIENT_DIR}")
     subprocess.run(
-        ["docker", "exec", "-i", CLIENT, "sh", "-c", f"cat > {path} && chmod 600 {path}"],
+        ["docker", "exec", "-i", CLIENT_HOST, "sh", "-c", f"cat > {path} && chmod 600 {path}"],
         input=content,
         check=True,
         timeout=60,
