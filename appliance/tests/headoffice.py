@@ -265,6 +265,7 @@ class HeadOffice:
                 central_api_tls_key=server.key,
                 central_api_fleet_ca=self.fleet.cert_path,
                 central_api_fleet_crl=crl,
+                __central_api_nginx_crl=crl,  # the role installs a copy for nginx; here the file itself
                 central_api_max_body="2m",
                 central_api_dashboard_enabled=self.dashboard is not None,
                 central_api_dashboard_dir=self.dashboard or "/nonexistent",
