@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 import testinfra
 from cllmh_verify import wait_for
-from headoffice import SITE, api, api_token, event_path, snapshot, write_event
+from central_client import SITE, api, api_token, event_path, snapshot, write_event
 
 testinfra_hosts = ["docker://mol-log-site"]
 
