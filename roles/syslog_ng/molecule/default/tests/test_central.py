@@ -14,8 +14,20 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from central_client import (
+    CLI,
+    CURL,
+    PKI,
+    SITE,
+    URL,
+    api,
+    api_token,
+    event_path,
+    exposure,
+    snapshot,
+    write_event,
+)
 from cllmh_verify import wait_for
-from central_client import CLI, CURL, PKI, SITE, URL, api, api_token, event_path, exposure, snapshot, write_event
 from pki import FleetCA
 
 testinfra_hosts = ["docker://mol-log-hub"]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 import testinfra
-from cllmh_verify import wait_for
 from central_client import SITE, api, api_token, event_path, snapshot, write_event
+from cllmh_verify import wait_for
 
 testinfra_hosts = ["docker://mol-log-site"]
 
