@@ -7,7 +7,8 @@ import pytest
 
 from cllmh.detect import COCO80, COCO90, Detector, decode_ssd_raw, iou, postprocess_order, regions_around
 from cllmh.motion import MotionConfig, MotionDetector
-from footage import MODELS, image, need, vtest_frames
+from detect_samples import found, mismatches
+from footage import DATA, MODELS, image, need, vtest_frames
 
 SSD = MODELS / "ssdlite_mnv2_person_int8.tflite"
 ANCHORS = MODELS / "ssdlite_anchors.npy"
@@ -84,6 +85,11 @@ def test_the_person_ssd_finds_people_and_not_fruit(ssd: Detector) -> None:
     assert persons(ssd.detect(image("messi5.jpg")))
     assert not persons(ssd.detect(image("fruits.jpg")))
     assert len(persons(ssd.detect(vtest_frames(every=1)[200]))) >= 3
+
+
+def test_every_shipped_model_finds_the_expected_labels_in_the_sample_images() -> None:
+    # The check the arm64 Molecule scenario runs on the emulated Raspberry Pi: the same labels there.
+    assert mismatches(found(MODELS, DATA)) == []
 
 
 def test_centernet_finds_people_in_vtest() -> None:
