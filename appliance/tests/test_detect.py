@@ -92,6 +92,12 @@ def test_every_shipped_model_finds_the_expected_labels_in_the_sample_images() ->
     assert mismatches(found(MODELS, DATA)) == []
 
 
+def test_without_the_xnnpack_delegate_the_same_labels_are_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    # How the emulated arm64 box runs the detector (qemu-user crashes XNNPACK); a real Pi keeps XNNPACK.
+    monkeypatch.setenv("CLLMH_TFLITE_XNNPACK", "0")
+    assert mismatches(found(MODELS, DATA)) == []
+
+
 def test_centernet_finds_people_in_vtest() -> None:
     detector = Detector(need(CENTERNET), threshold=0.4, threads=2)
     assert detector.layout == "centernet"

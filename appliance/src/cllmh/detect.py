@@ -14,6 +14,7 @@ The interpreter comes from ``ai_edge_litert`` (the successor of tflite-runtime),
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +51,21 @@ class Detection:
     box: Box  # full-frame pixels
 
 
+# CLLMH_TFLITE_XNNPACK=0 runs the runtime's built-in kernels instead of its default XNNPACK delegate:
+# for emulated arm64 (qemu-user), where XNNPACK's CPU detection reads the host's /proc/cpuinfo and the
+# interpreter crashes in allocate_tensors. A real Raspberry Pi keeps XNNPACK (several times faster).
+XNNPACK_ENV = "CLLMH_TFLITE_XNNPACK"
+
+
 def load_interpreter(model_path: Path, threads: int = 1):  # the runtime's own Interpreter type
     try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
     except ImportError:  # pragma: no cover - older appliances
-        from tflite_runtime.interpreter import Interpreter  # noqa: PLC0415
-    interpreter = Interpreter(model_path=str(model_path), num_threads=threads)
+        from tflite_runtime.interpreter import Interpreter, OpResolverType  # noqa: PLC0415
+    options = {}
+    if os.environ.get(XNNPACK_ENV, "1") == "0":
+        options["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = Interpreter(model_path=str(model_path), num_threads=threads, **options)
     interpreter.allocate_tensors()
     return interpreter
 
