@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export CLLMH_ROOT := $(ROOT)
 export CLLMH_IMAGE ?= cllmh/debian12-systemd:latest
 # Bound every Molecule run: a stalled handler must not eat CI's time.
-MOLECULE_TIMEOUT ?= 1200
+MOLECULE_TIMEOUT ?= 2400
 export ANSIBLE_TASK_TIMEOUT ?= 600
 # Every scenario, the longest first (molecule/run-scenarios.sh runs them in MOLECULE_LANES lanes, taking
 # them in this order, so the long ones start first); scenarios not named here come last.
