@@ -242,6 +242,22 @@ def test_api_shapes(client: FlaskClient) -> None:
     assert logs["lines"][0]["text"].endswith("line 02900")
 
 
+def test_the_overview_shows_the_log_backlog_in_bytes_or_unknown_without_a_unit(
+    site: Path, tmp_path: Path
+) -> None:
+    unknown = create_app(make_config(site)).test_client()  # its buffer directory does not exist
+    login(unknown, "teknisi")
+    cell = re.search(r'<td id="log-backlog">([^<]*)</td>', unknown.get("/").get_data(as_text=True))
+    assert cell and cell.group(1) == "tidak diketahui", cell
+    buffer = tmp_path / "buffer"
+    buffer.mkdir()
+    (buffer / "syslog-ng-00000.rqf").write_bytes(b"x" * 4096)
+    known = create_app(make_config(site).model_copy(update={"log_buffer_dir": buffer})).test_client()
+    login(known, "teknisi")
+    cell = re.search(r'<td id="log-backlog">([^<]*)</td>', known.get("/").get_data(as_text=True))
+    assert cell and cell.group(1) == "4096 B", cell
+
+
 def test_log_pages_walk_back_through_the_file(client: FlaskClient) -> None:
     login(client, "teknisi")
     seen: list[str] = []
