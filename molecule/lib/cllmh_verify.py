@@ -21,6 +21,17 @@ def wait_for(check: Callable[[], T], timeout: float, interval: float = 1.0) -> T
         time.sleep(interval)
 
 
+EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
+
+
+def exposure(host, unit: str) -> float:
+    """`systemd-analyze security` overall exposure of `unit` on `host` (lower is better), printed."""
+    out = host.check_output("systemd-analyze security --no-pager %s", unit)
+    figure = float(EXPOSURE.search(out).group(1))
+    print(f"systemd-analyze security {unit}: exposure {figure}")
+    return figure
+
+
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import time
 from email.utils import parsedate_to_datetime
 
 import pytest
 import testinfra
-from cllmh_verify import login_cookie, wait_for
+from cllmh_verify import exposure, login_cookie, wait_for
 
 testinfra_hosts = ["docker://mol-ingest-site"]
 
@@ -192,17 +191,11 @@ def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host, ses
     assert elapsed <= 20
 
 
-EXPOSURE = re.compile(r"Overall exposure level for \S+: ([0-9.]+)")
-
-
 @pytest.mark.parametrize(
     "unit", ["cllmh-ingest@gate.service", "cllmh-ingest-sub@gate.service", "cllmh-status.service"]
 )
 def test_the_ingest_units_are_sandboxed(host, unit):
-    out = host.check_output(f"systemd-analyze security --no-pager {unit}")
-    exposure = float(EXPOSURE.search(out).group(1))
-    print(f"systemd-analyze security {unit}: exposure {exposure}")
-    assert exposure <= 2.5, out
+    assert exposure(host, unit) <= 2.5
 
 
 def test_the_camera_password_is_in_no_process_listing_and_out_of_the_recorder_user_s_reach(host):

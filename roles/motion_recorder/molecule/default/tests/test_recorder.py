@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
 
-from cllmh_verify import wait_for
+from cllmh_verify import exposure, wait_for
 
 testinfra_hosts = ["docker://mol-rec-site"]
 
@@ -32,10 +31,7 @@ def test_the_camera_passwords_are_out_of_the_recorder_user_s_reach(host):
 
 
 def test_the_recorder_unit_is_sandboxed(host):
-    out = host.check_output("systemd-analyze security --no-pager cllmh-recorder@gate.service")
-    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
-    print(f"systemd-analyze security cllmh-recorder@gate.service: exposure {exposure}")
-    assert exposure <= 2.5, out
+    assert exposure(host, "cllmh-recorder@gate.service") <= 2.5
     # Sandboxed and still recording: test_a_person_event_is_kept_whole runs against this same unit.
     assert host.check_output("systemctl show -p ProtectSystem --value cllmh-recorder@gate") == "strict"
 

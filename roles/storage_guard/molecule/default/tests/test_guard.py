@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
-from cllmh_verify import wait_for
+from cllmh_verify import exposure, wait_for
 
 testinfra_hosts = ["docker://mol-guard-site"]
 
@@ -118,10 +117,7 @@ def test_a_system_directory_as_recordings_dir_is_refused(host):
 
 
 def test_the_guard_unit_is_sandboxed(host):
-    out = host.check_output("systemd-analyze security --no-pager cllmh-guard.service")
-    exposure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
-    print(f"systemd-analyze security cllmh-guard.service: exposure {exposure}")
-    assert exposure <= 2.5, out
+    assert exposure(host, "cllmh-guard.service") <= 2.5
     # Sandboxed and still working: the service wrote its status (test above) and has no network.
     assert host.check_output("systemctl show -p PrivateNetwork --value cllmh-guard") == "yes"
 

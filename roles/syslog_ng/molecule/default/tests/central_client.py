@@ -4,7 +4,6 @@ nginx with an API token, and events written at the site with the recorder's own 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 
 SITE = "toko-uji"
@@ -14,13 +13,6 @@ RECORDINGS = "/var/lib/cllmh/recordings"
 # On the hub, through nginx: its certificate names mol-log-hub (the name the sites use), not localhost.
 CURL = "curl -sS --cacert /etc/cllmh/pki/ca.crt --resolve mol-log-hub:443:127.0.0.1"
 URL = "https://mol-log-hub/api/v1"
-
-
-def exposure(host, unit: str) -> float:
-    out = host.check_output("systemd-analyze security --no-pager %s", unit)
-    figure = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", out).group(1))
-    print(f"systemd-analyze security {unit}: exposure {figure}")
-    return figure
 
 
 def api_token(hub) -> str:

@@ -23,11 +23,10 @@ from central_client import (
     api,
     api_token,
     event_path,
-    exposure,
     snapshot,
     write_event,
 )
-from cllmh_verify import wait_for
+from cllmh_verify import exposure, wait_for
 from pki import FleetCA
 
 testinfra_hosts = ["docker://mol-log-hub"]

@@ -10,7 +10,7 @@ import uuid
 
 import testinfra
 import yaml
-from cllmh_verify import wait_for
+from cllmh_verify import exposure, wait_for
 
 testinfra_hosts = ["docker://mol-log-hub"]
 
@@ -63,9 +63,7 @@ def test_unit_is_sandboxed_and_verifies_its_config_before_starting(host):
     assert "NoNewPrivileges=yes" in show
     assert "User=loki" in show
     assert "-verify-config" in show
-    exposure = host.check_output("systemd-analyze security loki.service | tail -n 1")
-    print(f"systemd-analyze security loki.service: {exposure}")
-    assert float(exposure.split()[-3]) <= 3.0, exposure
+    assert exposure(host, "loki.service") <= 3.0
     assert host.run("sudo -u loki /usr/bin/loki -config.file=/etc/loki/config.yml -verify-config").rc == 0
 
 
