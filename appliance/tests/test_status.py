@@ -320,6 +320,31 @@ def test_hls_auth_request_contract(app: Flask, client: FlaskClient) -> None:
     assert client.get("/auth/hls").data == b""
 
 
+def test_a_clip_opens_with_a_token_of_its_camera_only_and_answers_range(client: FlaskClient) -> None:
+    clip = "/api/v1/events/ev-person/clip.mp4"  # camera gate
+    assert client.get(clip).status_code == 401
+    now = time.time()
+    other_camera = livetoken.mint(LIVE_SECRET, SITE, "pintu", now)
+    assert client.get(f"{clip}?token={other_camera}").status_code == 403
+    other_site = livetoken.mint(LIVE_SECRET, "another-site", "gate", now)
+    assert client.get(f"{clip}?token={other_site}").status_code == 403
+    expired = livetoken.mint(LIVE_SECRET, SITE, "gate", now - 700)
+    assert client.get(f"{clip}?token={expired}").status_code == 403
+    assert client.get(f"{clip}?token=junk").status_code == 403
+    token = livetoken.mint(LIVE_SECRET, SITE, "gate", now)
+    whole = client.get(f"{clip}?token={token}")
+    assert whole.status_code == 200 and whole.mimetype == "video/mp4"
+    assert len(whole.data) == 64 * 1024 and whole.headers["Accept-Ranges"] == "bytes"
+    part = client.get(f"{clip}?token={token}", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.data == whole.data[100:200]
+    assert part.headers["Content-Range"] == f"bytes 100-199/{64 * 1024}"
+    # The camera's token opens that camera's clips only: pintu's clip stays shut, and nothing else.
+    assert client.get(f"/api/v1/events/ev-car/clip.mp4?token={token}").status_code == 403
+    assert client.get(f"/api/v1/events/ev-person/snapshot.jpg?token={token}").status_code == 401
+    assert client.get(f"/api/v1/events?token={token}").status_code == 401
+    assert client.get(f"/api/v1/events/no-such-event/clip.mp4?token={token}").status_code == 403
+
+
 def test_metrics_need_their_own_token(client: FlaskClient) -> None:
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401

@@ -93,8 +93,19 @@ def snapshot(event_id: str) -> Response:
 
 
 @bp.get(f"{API}/events/<event_id>/clip.mp4")
-@auth.require("viewer", api=True)
 def clip(event_id: str) -> Response:
+    """The event's clip, with Range (the player seeks), for a session of any role or for a
+    live-view token (`?token=`, minted by head office for the dashboard) of the event's camera:
+    no session and no token 401, a token that does not open this camera (another camera or site,
+    expired, forged) 403. nginx adds CORS for head office's origins (nginx_rtmp)."""
+    token = request.args.get("token", "")
+    if auth.session_user() is None:
+        if not token:
+            abort(401)
+        event = ev.find_event(config().recordings_dir, event_id)
+        camera = event.camera if event is not None else None
+        if auth.live_verdict(current_app.config["CLLMH_LIVE_SECRET"], config().site, camera, token) != 204:
+            abort(403)
     download = request.args.get("download") == "1"
     return send_file(
         _event_file(event_id, ev.CLIP),
