@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from centralkit import dumps, heartbeat, key
+from centralkit import dumps, event, heartbeat, key
 from cllmh import livetoken
 from cllmh.central import history
 from cllmh.central.app import create_app
@@ -116,6 +116,33 @@ def test_live_view_is_scoped_like_the_site_and_needs_a_session_with_csrf(app: Fl
     csrf = login(client, "citra")  # viewer of site-b only
     assert client.post("/api/v1/sites/site-a/cameras/gate/live", headers=csrf).status_code == 404
     assert client.post("/api/v1/sites/site-a/cameras/gate/live").status_code == 403  # no CSRF token
+
+
+def send_event(client: FlaskClient, site: str, body: dict) -> None:
+    headers = {"X-Cllmh-Client-Verify": "SUCCESS", "X-Cllmh-Client-Cn": site, "Idempotency-Key": key()}
+    answer = client.post("/api/v1/site/events", data=dumps(body), headers=headers, content_type="application/json")
+    assert answer.status_code in (200, 201), answer.json
+
+
+def test_a_clip_is_granted_at_the_sites_url_with_a_token_of_the_events_camera(app: Flask) -> None:
+    client = app.test_client()
+    beat(client, "site-a")
+    send_event(client, "site-a", event(time.time() - 60, camera="pintu", name="ev-7"))
+    csrf = login(client, "budi")
+    answer = client.post("/api/v1/sites/site-a/events/pintu/ev-7/clip", headers=csrf)
+    assert answer.status_code == 200, answer.json
+    url = urlsplit(answer.json["url"])
+    assert f"{url.scheme}://{url.netloc}" == "https://site-a.example.sn.mynetname.net:8443"
+    assert url.path == "/api/v1/events/ev-7/clip.mp4"  # the site's own id of the event
+    token = url.query.removeprefix("token=")
+    assert livetoken.expires_at(token) == answer.json["expires"]
+    # The camera need not be in the last heartbeat (pintu is not): the event names it.
+    assert livetoken.verify(SECRET_A, "site-a", "pintu", token, time.time()).ok
+    assert not livetoken.verify(SECRET_A, "site-a", "gate", token, time.time()).ok
+    assert client.post("/api/v1/sites/site-a/events/pintu/ev-8/clip", headers=csrf).status_code == 404
+    assert client.post("/api/v1/sites/site-a/events/pintu/ev-7/clip").status_code == 403  # no CSRF
+    csrf = login(client, "citra")  # viewer of site-b only
+    assert client.post("/api/v1/sites/site-a/events/pintu/ev-7/clip", headers=csrf).status_code == 404
 
 
 def test_history_shows_the_buckets_with_heartbeats_online_with_their_hours_left(app: Flask) -> None:

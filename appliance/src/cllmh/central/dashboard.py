@@ -271,6 +271,26 @@ def live_view(name: str, camera: str) -> dict[str, Any]:
     return granted.json()
 
 
+@bp.post("/sites/<name>/events/<path:event_id>/clip")
+@auth.require("viewer")
+def clip(name: str, event_id: str) -> dict[str, Any]:
+    """The event's clip at the site, with a short-lived token of the event's camera."""
+    _visible_site(name)
+    settings = current_app.config["CLLMH"].live
+    where = settings.sites.get(name)
+    try:
+        secret = where.secret() if where is not None else b""
+        granted = live.clip_grant(
+            name, _store().event_clip(name, event_id), where, secret, time.time(), settings.token_ttl_s
+        )
+    except live.LiveRefusedError as exc:
+        raise ApiError(exc.status, exc.message) from exc
+    except ValueError as exc:  # the secret file is missing or too short: head office's fault
+        current_app.logger.error("clip of %s: %s", name, exc)
+        raise ApiError(503, "clips of this site are not available / klip tidak tersedia") from exc
+    return granted.json()
+
+
 @bp.get("/sites/<name>/history")
 @auth.require("viewer")
 def site_history(name: str) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from cllmh import livetoken
 from cllmh.central.config import LiveSite
@@ -57,3 +58,44 @@ def grant(  # noqa: PLR0917 (each argument is one fact of the decision)
     expires = livetoken.expires_at(token)
     assert expires is not None
     return Grant(playlist_url(where.url, camera), token, expires)
+
+
+@dataclass(frozen=True)
+class ClipGrant:
+    url: str  # the clip at the site, with its token
+    expires: int
+
+    def json(self) -> dict[str, Any]:
+        return {"url": self.url, "expires": self.expires}
+
+
+def site_event_id(event_id: str, camera: str) -> str:
+    """The site's own id of an event head office names `<camera>/<id>` (cllmh.report)."""
+    return event_id.removeprefix(f"{camera}/")
+
+
+def clip_url(base_url: str, event_id: str, token: str) -> str:
+    """The event's clip on the site's status page (it answers a token of the event's camera)."""
+    return f"{base_url.rstrip('/')}/api/v1/events/{quote(event_id, safe='')}/clip.mp4?token={token}"
+
+
+def clip_grant(  # noqa: PLR0917 (each argument is one fact of the decision)
+    site: str,
+    event: dict[str, Any] | None,
+    where: LiveSite | None,
+    secret: bytes,
+    now: float,
+    ttl_s: int,
+) -> ClipGrant:
+    """The URL of an event's clip at the site with a token of the event's camera: the same token
+    as that camera's live view (the site checks it for the camera of the clip's event)."""
+    if where is None:
+        message = f"no live view configured for site {site} / tayangan langsung belum diatur"
+        raise LiveRefusedError(404, message)
+    if event is None or not event.get("clip_path"):
+        raise LiveRefusedError(404, f"site {site} reported no clip for this event / klip tidak ada")
+    camera = str(event["camera"])
+    token = livetoken.mint(secret, site, camera, now, ttl_s)
+    expires = livetoken.expires_at(token)
+    assert expires is not None
+    return ClipGrant(clip_url(where.url, site_event_id(str(event["id"]), camera), token), expires)

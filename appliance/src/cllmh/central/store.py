@@ -407,6 +407,13 @@ class Store:
             for r in rows
         ]
 
+    def event_clip(self, site: str, event_id: str) -> dict[str, Any] | None:
+        """An event's id, camera and clip path (None: no such event)."""
+        row = self.db.execute(
+            "SELECT id, camera, clip_path FROM events WHERE site = ? AND id = ?", (site, event_id)
+        ).fetchone()
+        return {"id": row["id"], "camera": row["camera"], "clip_path": row["clip_path"]} if row else None
+
     def snapshot(self, site: str, event_id: str) -> bytes | None:
         row = self.db.execute(
             "SELECT s.jpeg FROM snapshots s JOIN events e ON e.rowid = s.event WHERE e.site = ? AND e.id = ?",
