@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from centralkit import heartbeat
+from cllmh import catalogue
 from cllmh.central import alerts, state
 from cllmh.central.alerts import Condition, Kind, SiteView
 from cllmh.central.config import Thresholds
@@ -52,6 +53,32 @@ def test_each_condition_is_found() -> None:
     assert kinds(view(offset=-61)) == {("clock_skew", "")}
 
 
+def test_every_alert_reads_from_the_catalogue_in_both_languages_with_its_values() -> None:
+    down = [{"name": "yard", "stream": "down", "since": NOW - 12 * 60}]  # site clock: 61 s behind
+    found = alerts.conditions(
+        view(since=NOW - 6 * 60, offset=-61, cameras=down, disk={"hours_left": 23.44},
+             guard={"deleted_person_events_24h": 2}),
+        NOW, LIMITS,
+    )  # fmt: skip
+    assert {c.kind for c in found} == set(Kind)
+    for condition in found:
+        kind = condition.kind.value
+        for lang in catalogue.LANGUAGES:
+            assert catalogue.text(alerts.title_id(kind), lang)
+            text = alerts.detail(kind, condition.params, lang)
+            assert "{" not in text, text
+    by_kind = {c.kind: c for c in found}
+    assert by_kind[Kind.SITE_SILENT].params == {"since": NOW - 6 * 60}  # not "for 0 min"
+    assert by_kind[Kind.CAMERA_DOWN].params == {"camera": "yard", "since": NOW - 12 * 60 + 61}
+    assert by_kind[Kind.STORAGE_LOW].detail == "23.4 h of recording left (floor 24 h)"
+    assert (
+        alerts.detail("storage_low", by_kind[Kind.STORAGE_LOW].params, "id")
+        == "Sisa rekaman 23.4 jam (batas 24 jam)"
+    )
+    assert by_kind[Kind.CLOCK_SKEW].detail == "Site clock off by -61 s"
+    assert alerts.title("site_silent") == "Site silent / Lokasi tidak melapor"
+
+
 def test_thresholds_are_not_crossed_early() -> None:
     recent = [{"name": "yard", "stream": "down", "since": NOW - 9 * 60}]
     assert kinds(view(since=NOW - 4 * 60, cameras=recent, disk={"hours_left": None}, offset=59)) == set()
@@ -73,8 +100,8 @@ def alert(condition: Condition, alert_id: int, **fields: Any) -> Alert:
     return replace(base, **fields)
 
 
-SILENT = Condition("site-a", Kind.SITE_SILENT, "", "no heartbeat for 6 min")
-YARD = Condition("site-a", Kind.CAMERA_DOWN, "yard", "down for 11 min")
+SILENT = Condition("site-a", Kind.SITE_SILENT, "", {"since": NOW - 6 * 60})
+YARD = Condition("site-a", Kind.CAMERA_DOWN, "yard", {"camera": "yard", "since": NOW - 11 * 60})
 
 
 def test_an_alert_opens_once_and_closes_itself_when_the_condition_clears() -> None:

@@ -305,6 +305,10 @@ def test_alert_acknowledge_and_resolve_record_who_and_why(
     csrf = login(client, "budi")
     (alert,) = [a for a in client.get("/api/v1/alerts").json["alerts"] if a["site"] == "site-a"]
     assert (alert["kind"], alert["status"]) == ("storage_low", "open")
+    # Its words by id and values from the one catalogue (the dashboard shows them in its language).
+    assert alert["title_id"] == "alert.storage_low"
+    assert alert["message"] == {"id": "alert.storage_low.detail", "values": {"hours": 3.0, "floor": 24.0}}
+    assert alert["detail"] == "3 h of recording left (floor 24 h)"
     url = f"/api/v1/alerts/{alert['id']}"
     no_comment = client.post(f"{url}/acknowledge", json={}, headers={"X-CSRF-Token": csrf})
     assert (no_comment.status_code, no_comment.json["field"]) == (400, "comment")

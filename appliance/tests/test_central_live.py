@@ -120,7 +120,9 @@ def test_live_view_is_scoped_like_the_site_and_needs_a_session_with_csrf(app: Fl
 
 def send_event(client: FlaskClient, site: str, body: dict) -> None:
     headers = {"X-Cllmh-Client-Verify": "SUCCESS", "X-Cllmh-Client-Cn": site, "Idempotency-Key": key()}
-    answer = client.post("/api/v1/site/events", data=dumps(body), headers=headers, content_type="application/json")
+    answer = client.post(
+        "/api/v1/site/events", data=dumps(body), headers=headers, content_type="application/json"
+    )
     assert answer.status_code in (200, 201), answer.json
 
 

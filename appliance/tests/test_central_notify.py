@@ -101,12 +101,15 @@ def test_an_alert_is_sent_once_per_channel_repeats_after_the_limit_and_stops_whe
     assert tick.run(store, config, NOW).notified == 1
     assert len(mailbox.messages) == 1
     assert "site-a" in mailbox.messages[0]["Subject"]
-    assert "situs tidak melapor" in mailbox.messages[0]["Subject"]
+    assert "Lokasi tidak melapor" in mailbox.messages[0]["Subject"]
     telegram = [r for r in received if r["path"] == "/botTOKEN/sendMessage"]
     generic = [r for r in received if r["path"] == "/hook"]
     assert len(telegram) == 1
     assert telegram[0]["body"]["chat_id"] == "-100123"
     assert "site-a" in telegram[0]["body"]["text"]
+    # The detail in both languages, from the catalogue.
+    assert "No heartbeat since " in telegram[0]["body"]["text"]
+    assert "Tidak ada laporan sejak " in telegram[0]["body"]["text"]
     assert len(generic) == 1
     assert (generic[0]["body"]["site"], generic[0]["body"]["kind"]) == ("site-a", "site_silent")
 

@@ -9,10 +9,13 @@ or resolve an alert, each with a comment; a resolved alert whose condition persi
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from cllmh import catalogue
 from cllmh.central.config import Thresholds
 from cllmh.central.store import Alert
 
@@ -27,14 +30,32 @@ class Kind(StrEnum):
     CLOCK_SKEW = "clock_skew"
 
 
-# English, then Bahasa Indonesia: operators read both.
-TITLES: dict[Kind, str] = {
-    Kind.SITE_SILENT: "site silent / situs tidak melapor",
-    Kind.CAMERA_DOWN: "camera down / kamera mati",
-    Kind.STORAGE_LOW: "recording space low / ruang rekaman hampir habis",
-    Kind.GUARD_DELETING_PERSONS: "guard deleting person events / penjaga menghapus rekaman orang",
-    Kind.CLOCK_SKEW: "site clock off / jam situs tidak tepat",
-}
+def title_id(kind: str) -> str:
+    """The catalogue's id of an alert kind's title (cllmh/catalogue.json, `alert.<kind>`)."""
+    return f"alert.{kind}"
+
+
+def detail_id(kind: str) -> str:
+    """The catalogue's id of an alert kind's detail (`alert.<kind>.detail`); its values are the
+    alert's `params`. A value named `since` is a unix time, shown as a local time."""
+    return f"alert.{kind}.detail"
+
+
+def shown(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The values as a text shows them (24.0 as 24; head office's local time for `since`)."""
+    out = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in params.items()}
+    if isinstance(out.get("since"), int | float):
+        out["since"] = dt.datetime.fromtimestamp(out["since"]).astimezone().strftime("%Y-%m-%d %H:%M")
+    return out
+
+
+def title(kind: str) -> str:
+    """English, then Bahasa Indonesia (notifications: operators read both)."""
+    return " / ".join(catalogue.text(title_id(kind), lang) for lang in ("en", "id"))
+
+
+def detail(kind: str, params: Mapping[str, Any], lang: str = "en") -> str:
+    return catalogue.text(detail_id(kind), lang, **shown(params))
 
 
 @dataclass(frozen=True)
@@ -42,11 +63,16 @@ class Condition:
     site: str
     kind: Kind
     subject: str  # camera name, or "" for the whole site
-    detail: str
+    params: Mapping[str, Any]  # the values of the kind's detail message
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.site, self.kind.value, self.subject)
+
+    @property
+    def detail(self) -> str:
+        """In English, for head office's log and the alert's `detail` column."""
+        return detail(self.kind.value, self.params)
 
 
 @dataclass(frozen=True)
@@ -63,17 +89,14 @@ def conditions(site: SiteView, now: float, limits: Thresholds) -> list[Condition
     found: list[Condition] = []
     silent = now - site.since
     if silent > limits.site_silent_minutes * MINUTE:
-        found.append(
-            Condition(site.name, Kind.SITE_SILENT, "", f"no heartbeat for {silent / MINUTE:.0f} min")
-        )
+        found.append(Condition(site.name, Kind.SITE_SILENT, "", {"since": site.since}))
     state = site.state or {}
     offset = site.clock_offset_s or 0.0
     for camera in state.get("cameras", []):
         down = now - (camera["since"] - offset)  # the site's `since` on head office's clock
         if camera["stream"] == "down" and down > limits.camera_down_minutes * MINUTE:
-            found.append(
-                Condition(site.name, Kind.CAMERA_DOWN, camera["name"], f"down for {down / MINUTE:.0f} min")
-            )
+            params = {"camera": camera["name"], "since": now - down}
+            found.append(Condition(site.name, Kind.CAMERA_DOWN, camera["name"], params))
     hours_left = (state.get("disk") or {}).get("hours_left")
     if hours_left is not None and hours_left < limits.hours_left_floor:
         found.append(
@@ -81,18 +104,14 @@ def conditions(site: SiteView, now: float, limits: Thresholds) -> list[Condition
                 site.name,
                 Kind.STORAGE_LOW,
                 "",
-                f"{hours_left:.1f} h of recording left (floor {limits.hours_left_floor:g} h)",
+                {"hours": round(hours_left, 1), "floor": limits.hours_left_floor},
             )
         )
     deleted = (state.get("guard") or {}).get("deleted_person_events_24h") or 0
     if deleted >= limits.guard_person_deletions:
-        found.append(
-            Condition(site.name, Kind.GUARD_DELETING_PERSONS, "", f"{deleted} person events deleted in 24 h")
-        )
+        found.append(Condition(site.name, Kind.GUARD_DELETING_PERSONS, "", {"count": int(deleted)}))
     if site.clock_offset_s is not None and abs(site.clock_offset_s) > limits.clock_skew_s:
-        found.append(
-            Condition(site.name, Kind.CLOCK_SKEW, "", f"site clock off by {site.clock_offset_s:+.0f} s")
-        )
+        found.append(Condition(site.name, Kind.CLOCK_SKEW, "", {"offset": round(site.clock_offset_s)}))
     return found
 
 

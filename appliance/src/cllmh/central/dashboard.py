@@ -3,6 +3,7 @@ snapshots, alerts (acknowledge, resolve), log in/out, API tokens, users (admin).
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -65,7 +66,12 @@ def _site_json(site: Site, now: float) -> dict[str, Any]:
 
 def _alert_json(alert: Alert) -> dict[str, Any]:
     out = dict(alert.__dict__)
-    out["title"] = alerts.TITLES[alerts.Kind(alert.kind)]
+    params = json.loads(out.pop("params") or "{}")
+    out["title"] = alerts.title(alert.kind)
+    # The dashboard shows these in its language from the one catalogue (cllmh/catalogue.json);
+    # `title` and `detail` stay for scripts. An alert opened before migration 4 has no values.
+    out["title_id"] = alerts.title_id(alert.kind)
+    out["message"] = {"id": alerts.detail_id(alert.kind), "values": params} if params else None
     out["status"] = (
         "closed"
         if alert.closed_at

@@ -9,7 +9,7 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
-from cllmh.central.alerts import TITLES, Kind
+from cllmh.central import alerts
 from cllmh.central.config import Notify, Smtp, Webhook
 from cllmh.central.store import Alert
 
@@ -18,11 +18,14 @@ LOG = logging.getLogger("cllmh.central.notify")
 
 def subject(alert: Alert) -> str:
     where = f"{alert.site}/{alert.subject}" if alert.subject else alert.site
-    return f"[CLLMH] {where}: {TITLES[Kind(alert.kind)]}"
+    return f"[CLLMH] {where}: {alerts.title(alert.kind)}"
 
 
 def text(alert: Alert) -> str:
-    return f"{subject(alert)}\n{alert.detail}\nalert #{alert.id}"
+    """The subject, the detail in English and (when the alert has its values) Bahasa Indonesia."""
+    params = json.loads(alert.params or "{}")
+    translated = f"\n{alerts.detail(alert.kind, params, 'id')}" if params else ""
+    return f"{subject(alert)}\n{alert.detail}{translated}\nalert #{alert.id}"
 
 
 def payload(alert: Alert, hook: Webhook) -> dict[str, Any]:

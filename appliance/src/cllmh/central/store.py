@@ -110,6 +110,10 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX site_history_age ON site_history (bucket);
     """,
+    # 4: an alert's detail as the values of its catalogue message (alert.<kind>.detail), JSON
+    """
+    ALTER TABLE alerts ADD COLUMN params TEXT NOT NULL DEFAULT '{}';
+    """,
 )
 
 
@@ -152,6 +156,7 @@ class Alert:
     resolve_comment: str | None
     last_notified_at: float | None
     notifications: int
+    params: str = "{}"  # JSON: the values of the catalogue's alert.<kind>.detail ({} before migration 4)
 
 
 @dataclass(frozen=True)
@@ -464,11 +469,20 @@ class Store:
         row = self.db.execute("SELECT * FROM alerts WHERE id = ?", (alert_id,)).fetchone()
         return _alert(row) if row else None
 
-    def open_alert(self, site: str, kind: str, subject: str, detail: str, now: float) -> int:
+    def open_alert(  # noqa: PLR0917
+        self,
+        site: str,
+        kind: str,
+        subject: str,
+        detail: str,
+        now: float,
+        params: dict[str, Any] | None = None,
+    ) -> int:
         with self.write() as db:
             cursor = db.execute(
-                "INSERT INTO alerts (site, kind, subject, detail, opened_at) VALUES (?, ?, ?, ?, ?)",
-                (site, kind, subject, detail, now),
+                "INSERT INTO alerts (site, kind, subject, detail, opened_at, params) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (site, kind, subject, detail, now, json.dumps(params or {})),
             )
             return int(cursor.lastrowid or 0)
 

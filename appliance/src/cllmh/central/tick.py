@@ -36,7 +36,9 @@ def run(store: Store, config: CentralConfig, now: float) -> TickResult:
         found.extend(alerts.conditions(view, now, config.thresholds))
     plan = alerts.reconcile(store.active_alerts(), found)
     for condition in plan.open:
-        alert_id = store.open_alert(condition.site, condition.kind, condition.subject, condition.detail, now)
+        alert_id = store.open_alert(
+            condition.site, condition.kind, condition.subject, condition.detail, now, dict(condition.params)
+        )
         LOG.info("alert %d opened: %s %s %s", alert_id, condition.site, condition.kind, condition.detail)
     for alert_id in plan.close:
         store.close_alert(alert_id, now)
