@@ -1,5 +1,5 @@
 // The central API (same origin, /api/v1/): session cookie + CSRF token on every POST.
-import type { Alert, EventItem, HistoryPoint, LiveGrant, Me, Site } from './types'
+import type { Alert, ClipGrant, EventItem, HistoryPoint, LiveGrant, Me, Site } from './types'
 
 const BASE = '/api/v1'
 const CSRF_KEY = 'cllmh.csrf'
@@ -61,6 +61,8 @@ export const api = {
   alerts: (active: 'true' | 'false' | 'all') => call<{ alerts: Alert[] }>('GET', `/alerts${q({ active })}`).then((r) => r.alerts),
   acknowledge: (id: number, comment: string) => call<Alert>('POST', `/alerts/${id}/acknowledge`, { comment }),
   resolve: (id: number, comment: string) => call<Alert>('POST', `/alerts/${id}/resolve`, { comment }),
+  clip: (e: EventItem) =>
+    call<ClipGrant>('POST', `/sites/${encodeURIComponent(e.site)}/events/${e.id.split('/').map(encodeURIComponent).join('/')}/clip`),
   live: (site: string, camera: string) =>
     call<LiveGrant>('POST', `/sites/${encodeURIComponent(site)}/cameras/${encodeURIComponent(camera)}/live`),
 }

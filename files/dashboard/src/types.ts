@@ -27,8 +27,10 @@ export interface Alert {
   site: string
   kind: string
   subject: string
-  detail: string
+  detail: string // English, for scripts; the page words `message` in its language
   title: string
+  title_id: string // the catalogue's id of the kind's title (alert.<kind>)
+  message: { id: string; values: Record<string, unknown> } | null // null: opened before the values were kept
   status: 'open' | 'acknowledged' | 'resolved' | 'closed'
   opened_at: number
   closed_at: number | null
@@ -55,6 +57,11 @@ export interface EventItem {
 export interface LiveGrant {
   playlist: string
   token: string
+  expires: number
+}
+
+export interface ClipGrant {
+  url: string // the clip at the site, with a token of the event's camera
   expires: number
 }
 

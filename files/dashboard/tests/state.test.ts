@@ -19,7 +19,8 @@ const site = (over: Partial<Site> = {}): Site => ({
 })
 
 const alert = (over: Partial<Alert> = {}): Alert => ({
-  id: 1, site: 'toko-1', kind: 'site_silent', subject: '', detail: '', title: '', status: 'open', opened_at: 0,
+  id: 1, site: 'toko-1', kind: 'site_silent', subject: '', detail: '', title: '', title_id: 'alert.site_silent', message: null,
+  status: 'open', opened_at: 0,
   closed_at: null, acked_at: null, acked_by: null, ack_comment: null, resolved_at: null, resolved_by: null,
   resolve_comment: null, ...over,
 })

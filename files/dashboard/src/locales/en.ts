@@ -66,13 +66,6 @@ const en: typeof id = {
     resolvedBy: 'Resolved by {who} {time}: {comment}',
     needComment: 'Write a comment first',
     none: 'No alerts',
-    kind: {
-      site_silent: 'Site silent',
-      camera_down: 'Camera down',
-      storage_low: 'Recording time below the floor',
-      guard_deleting_persons: 'Person recordings deleted',
-      clock_skew: 'Site clock off',
-    },
   },
   events: {
     title: 'Events',
@@ -86,7 +79,9 @@ const en: typeof id = {
     labels: { person: 'Person', car: 'Car', motorcycle: 'Motorcycle', truck: 'Truck', bus: 'Bus', bicycle: 'Bicycle' },
     noSnapshot: 'No snapshot',
     close: 'Close',
-    clip: 'Play the clip from the site',
+    noClip: 'The clip cannot be played',
+    badDate: 'Write dates as {format}',
+    dateHint: 'Dates as yyyy-mm-dd, a time may follow: 2026-11-25 14:30',
     none: 'No events',
   },
 }

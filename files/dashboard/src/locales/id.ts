@@ -64,13 +64,6 @@ export default {
     resolvedBy: 'Diselesaikan oleh {who} {time}: {comment}',
     needComment: 'Tulis komentar dulu',
     none: 'Tidak ada peringatan',
-    kind: {
-      site_silent: 'Lokasi tidak mengirim kabar',
-      camera_down: 'Kamera mati',
-      storage_low: 'Sisa rekaman di bawah batas',
-      guard_deleting_persons: 'Rekaman orang terhapus',
-      clock_skew: 'Jam lokasi tidak tepat',
-    },
   },
   events: {
     title: 'Kejadian',
@@ -84,7 +77,9 @@ export default {
     labels: { person: 'Orang', car: 'Mobil', motorcycle: 'Motor', truck: 'Truk', bus: 'Bus', bicycle: 'Sepeda' },
     noSnapshot: 'Tanpa foto',
     close: 'Tutup',
-    clip: 'Putar klip dari lokasi',
+    noClip: 'Klip tidak dapat diputar',
+    badDate: 'Tulis tanggal sebagai {format}',
+    dateHint: 'Tanggal sebagai dd/mm/yyyy, boleh diikuti jam: 25/11/2026 14:30',
     none: 'Tidak ada kejadian',
   },
 }
