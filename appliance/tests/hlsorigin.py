@@ -1,22 +1,29 @@
-"""A site's HLS origin for the dashboard's browser test: ffmpeg publishes a live HLS stream made from
-the project's footage (OpenCV's vtest.avi, encoded as a camera sends it), a real nginx serves it over
-HTTPS at /hls/<camera>/index.m3u8 the way the site's nginx_rtmp does, and logs every request with
-its query string and time so a test can check what the browser sent.
+"""A site's HLS origin for the dashboard's browser test, checking tokens as a site does: ffmpeg
+publishes a live HLS stream made from the project's footage (OpenCV's vtest.avi, encoded as a
+camera sends it), a real nginx serves it over HTTPS at /hls/<camera>/index.m3u8 the way the site's
+nginx_rtmp does, and asks the REAL status page (`cllmh status serve`: gunicorn on a unix socket,
+`cllmh.status.app`) by `auth_request` whether each playlist and fragment request may pass, as the
+site's nginx.conf.j2 does. The status page also serves the person event's clip (written by the
+recorder's own event writer from the same footage) at /api/v1/events/<id>/clip.mp4 with its token
+check, CORS for head office added by nginx as on a site.
 
-It does NOT check tokens: at the site that is the status page's job (nginx `auth_request` to the
-status page, verifying `cllmh.livetoken`). `location_extra` is where that check plugs in (e.g.
-`auth_request /_token;` plus the location it names, in `server_extra`), so the same origin can then
-be asked for 401/403 without or with a bad token.
+nginx logs every request with its query string and time so a test can check what the browser sent.
+The nginx config here is a copy of the site template's HLS, auth and clip locations (without RTMP,
+which this nginx has no module for); keep them alike.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from cllmh import events as ev
 from conftest import need
 from footage import H264, VTEST, ffmpeg
 from footage import need as need_file
@@ -41,8 +48,24 @@ http {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
-        {server_extra}
+        # As on a site (roles/nginx_rtmp/templates/etc/nginx/nginx.conf.j2): the status page decides.
+        location = /_cllmh/auth {{
+            internal;
+            proxy_pass http://unix:{socket}:/auth/hls;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Real-IP $remote_addr;
+        }}
+        location ~ ^/api/v1/events/[^/]+/clip\\.mp4$ {{
+            proxy_pass http://unix:{socket};
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            add_header Access-Control-Allow-Origin {allow_origin} always;
+            add_header Vary Origin always;
+        }}
         location /hls/ {{
+            auth_request /_cllmh/auth;
             alias {d}/hls/;
             types {{
                 application/vnd.apple.mpegurl m3u8;
@@ -51,7 +74,7 @@ http {{
             add_header Cache-Control no-cache always;
             # The dashboard (another origin) fetches with XHR: allowed for head office only.
             add_header Access-Control-Allow-Origin {allow_origin} always;
-            {location_extra}
+            add_header Vary Origin always;
         }}
     }}
 }}
@@ -67,26 +90,84 @@ class Request:
 
 
 class HlsOrigin:
-    """Start with `start()`, stop with `close()`; `url` is the site's public base URL."""
+    """Start with `start()`, stop with `close()`; `url` is the site's public base URL. `site` and
+    `live_secret` are the status page's (the secret head office mints the tokens with)."""
 
-    def __init__(
-        self, directory: Path, server: Issued, allow_origin: str, cameras: tuple[str, ...] = ("gate",)
+    def __init__(  # noqa: PLR0917 (the site's facts)
+        self,
+        directory: Path,
+        server: Issued,
+        allow_origin: str,
+        site: str,
+        live_secret: bytes,
+        cameras: tuple[str, ...] = ("gate",),
     ) -> None:
         self.directory = directory
         self.server = server
         self.allow_origin = allow_origin
+        self.site = site
+        self.live_secret = live_secret
         self.cameras = cameras
         self.port = free_port()
         self.url = f"https://localhost:{self.port}"
+        self.socket = directory / "status.sock"
+        self.recordings = directory / "recordings"
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, location_extra: str = "", server_extra: str = "") -> None:
+    def _status_page(self) -> None:
+        """The site's status page under gunicorn on a unix socket, as the status_page role runs it."""
         d = self.directory
-        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "hls"):
+        (d / "users.yaml").write_text("users: []\n", encoding="utf-8")
+        (d / "session.secret").write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        (d / "live.secret").write_bytes(self.live_secret)
+        config = {
+            "site": self.site,
+            "users_file": str(d / "users.yaml"),
+            "session_secret_file": str(d / "session.secret"),
+            "live_secret_file": str(d / "live.secret"),
+            "cameras": list(self.cameras),
+            "recordings_dir": str(self.recordings),
+            "log_dir": str(d / "log"),
+            "log_buffer_dir": str(d / "no-buffer"),
+            "report_outbox": str(d / "no-outbox.sqlite3"),
+            "rtmp_stat_url": "",
+            "units": [],
+            "trust_proxy_headers": True,
+        }
+        (d / "status.yaml").write_text(json.dumps(config), encoding="utf-8")  # YAML is a superset
+        command = [sys.executable, "-m", "cllmh.cli", "status", "--config", str(d / "status.yaml"),
+                   "serve", "--bind", f"unix:{self.socket}", "--threads", "4"]  # fmt: skip
+        log = open(d / "status.log", "wb")  # noqa: SIM115 (open while the process runs)
+        self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+        wait_for("the status page's socket", self.socket.exists)
+
+    def record_event(self, camera: str, event_id: str, start: float) -> Path:
+        """A person event of `camera` with a 6 s clip of the footage, through the recorder's writer."""
+        segment = self.directory / "segment.mp4"
+        if not segment.exists():
+            ffmpeg("-i", str(self.directory / "camera.mp4"), "-t", "6", "-c", "copy", str(segment))
+        index = ev.Index(self.recordings)
+        writer = ev.EventWriter.open(
+            self.recordings, camera=camera, event_id=event_id, start=start, info={}, index=index
+        )
+        try:
+            writer.update(labels={"person": 0.9})
+            writer.add_segment(segment, start, start + 6)
+            path = writer.finish(end=start + 6)
+        finally:
+            writer.close()
+            index.close()
+        assert path is not None
+        return path
+
+    def start(self) -> None:
+        d = self.directory
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "hls", "log"):
             (d / sub).mkdir(parents=True, exist_ok=True)
         clip = d / "camera.mp4"
         if not clip.exists():  # 30 s of pedestrians, as a camera encodes them (GOP 2 s)
             ffmpeg("-i", str(need_file(VTEST)), "-t", "30", *H264, str(clip))
+        self._status_page()
         for camera in self.cameras:
             out = d / "hls" / camera
             out.mkdir(exist_ok=True)
@@ -106,7 +187,7 @@ class HlsOrigin:
             NGINX_CONF.format(
                 user="user root;" if os.geteuid() == 0 else "",
                 d=d, port=self.port, cert=self.server.cert, key=self.server.key,
-                allow_origin=self.allow_origin, location_extra=location_extra, server_extra=server_extra,
+                allow_origin=self.allow_origin, socket=self.socket,
             ),
             encoding="utf-8",
         )  # fmt: skip

@@ -1,18 +1,19 @@
 """The dashboard in a real browser (Debian's chromium driven by Playwright) against a real head
 office (nginx from the central_api role's template serving the BUILT dashboard, gunicorn, mTLS for
-the sites) fed by two sites over HTTPS with their fleet certificates, and a real HLS origin for the
-live tile (tests/hlsorigin.py: ffmpeg's live HLS of the project's footage behind nginx).
+the sites) fed by two sites over HTTPS with their fleet certificates, and a site's HLS origin that
+checks tokens as a site does (tests/hlsorigin.py: ffmpeg's live HLS of the project's footage behind
+nginx, whose `auth_request` asks the REAL status page, `cllmh status serve` under gunicorn; the
+status page also serves the person event's clip).
 
 One browser session walks the contract of issue 13: log in; the reporting site is online and its
-person event is listed with its snapshot; the site that stops reporting turns offline after
-`cllmh central tick` and its alert appears; acknowledging it in the page is what the API then
-reports; the language switches; the live tile plays (the <video>'s currentTime grows) and every
-playlist and fragment request carried a token that `cllmh.livetoken` accepts for that camera at that
-moment (the origin's access log). Screenshots in both languages and at a phone's viewport go to
-build/screenshots/.
-
-The site-side token CHECK (401/403 without or with an expired token) is the status page's; the
-origin is a fixture where that check plugs in (hlsorigin.py)."""
+person event is listed with its snapshot, and its clip plays in the large view from the site's URL
+with a token; the events filter reads dd/mm/yyyy in Bahasa Indonesia; the site that stops reporting
+turns offline after `cllmh central tick` and its alert appears, worded from the catalogue in the
+page's language; acknowledging it in the page is what the API then reports; the language switches;
+the live tile plays (the <video>'s currentTime grows) and every playlist and fragment request
+carried a token that `cllmh.livetoken` accepts for that camera at that moment (the origin's access
+log); the same fragment and clip URLs without a token get 401, with an expired token or another
+camera's 403. Screenshots in both languages and at a phone's viewport go to build/screenshots/."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ SHOTS = ROOT / "build" / "screenshots"
 USER, PASSWORD = "operator-ani", "kata-sandi-rahasia"
 LIVE_SECRET = b"live-secret-of-toko-1-for-tests!"
 TOKEN_TTL_S = 30  # short: the page renews it several times while the test watches
+PERSON = "ev-person"  # the site's id of the lab's person event (head office: gate/ev-person)
 
 if not CHROMIUM.exists():
     pytest.skip(f"{CHROMIUM} is missing (Debian package chromium)", allow_module_level=True)
@@ -89,7 +91,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     ca = FleetCA(d / "pki")
     (d / "toko-1.secret").write_bytes(LIVE_SECRET)
     # The origin must know head office's origin (CORS) and head office the origin's (CSP): ports first.
-    origin = HlsOrigin(d / "origin", ca.server("localhost", "127.0.0.1"), allow_origin="")
+    origin = HlsOrigin(
+        d / "origin",
+        ca.server("localhost", "127.0.0.1"),
+        allow_origin="",
+        site="toko-1",
+        live_secret=LIVE_SECRET,
+    )
     config = f"""\
 heartbeat_interval_s: 1
 missed_heartbeats: 3
@@ -109,7 +117,9 @@ live:
         online, stops = ca.site("toko-1"), ca.site("toko-2")
         send(office, stops, "heartbeat", heartbeat(time.time(), hostname="toko-2"))
         send(office, online, "heartbeat", heartbeat(time.time(), hostname="toko-1"))
-        person = event(time.time() - 60, camera="gate", label="person")
+        start = time.time() - 60
+        origin.record_event("gate", PERSON, start)  # the clip stays at the site
+        person = event(start, camera="gate", name=PERSON, label="person")
         person["event"]["snapshot_jpeg_b64"] = snapshot_jpeg()
         send(office, online, "events", person)
         done = threading.Event()
@@ -170,8 +180,11 @@ def test_log_in_and_the_reporting_site_is_online(fleet: Fleet, page: Page) -> No
     expect(tile(page, "toko-1").locator('[data-test="cameras"]')).to_have_text("1/1")
 
 
-def test_the_person_event_is_listed_with_its_snapshot(page: Page) -> None:
+def test_the_person_event_is_listed_with_its_snapshot_and_its_clip_plays_from_the_site(
+    fleet: Fleet, page: Page
+) -> None:
     page.click('[data-test="nav-events"]')
+    expect(page.locator('[data-test="event-since"]')).to_have_attribute("placeholder", "dd/mm/yyyy")
     card = page.locator('[data-test="event"]').filter(has_text="toko-1")
     expect(card).to_have_count(1)
     expect(card).to_contain_text("Orang")
@@ -179,7 +192,16 @@ def test_the_person_event_is_listed_with_its_snapshot(page: Page) -> None:
     expect(thumb).to_be_visible()
     page.wait_for_function("img => img.complete && img.naturalWidth === 768", arg=thumb.element_handle())
     card.click()
-    expect(page.locator('[data-test="event-large"] img')).to_be_visible()
+    clip = page.locator('[data-test="event-large"] video[data-test="clip"]')
+    expect(clip).to_have_attribute(
+        "src", re.compile(rf"^{re.escape(fleet.origin.url)}/api/v1/events/{PERSON}/clip\.mp4\?token=v1\.")
+    )
+    page.wait_for_function("v => v.currentTime > 1", arg=clip.element_handle(), timeout=60_000)
+    shot(page, "event-clip-id.png")
+    served = [r for r in fleet.origin.requests() if r.path == f"/api/v1/events/{PERSON}/clip.mp4"]
+    assert served and all(r.status in (200, 206) for r in served), served
+    for r in served:
+        assert r.token is not None and livetoken.verify(LIVE_SECRET, "toko-1", "gate", r.token, r.at).ok
     page.keyboard.press("Escape")
     page.locator('[data-test="event-large"]').click(position={"x": 5, "y": 5})
 
@@ -208,6 +230,9 @@ def test_a_silent_site_turns_offline_and_its_alert_is_acknowledged_in_the_page(
     alert = page.locator('[data-test="alert"][data-site="toko-2"][data-kind="site_silent"]')
     expect(alert).to_have_count(1)
     expect(alert.locator('[data-test="alert-status"]')).to_have_text("Terbuka")
+    # Worded from the catalogue in the page's language (the API sends ids and values).
+    expect(alert.locator('[data-test="alert-title"]')).to_have_text("toko-2: Lokasi tidak melapor")
+    expect(alert.locator('[data-test="alert-detail"]')).to_contain_text("Tidak ada laporan sejak ")
     alert.locator('[data-test="alert-comment"]').fill("Satpam sudah menelepon toko, listrik padam")
     alert.locator('[data-test="acknowledge"]').click()
     expect(alert.locator('[data-test="alert-status"]')).to_have_text("Diketahui")
@@ -229,6 +254,7 @@ def test_the_language_switches_to_english(page: Page) -> None:
     expect(page.locator('[data-test="nav-alerts"]')).to_have_text("Alerts")
     alert = page.locator('[data-test="alert"][data-site="toko-2"][data-kind="site_silent"]')
     expect(alert.locator('[data-test="alert-status"]')).to_have_text("Acknowledged")
+    expect(alert.locator('[data-test="alert-detail"]')).to_contain_text("No heartbeat since ")
     shot(page, "alerts-en.png")
     page.click('[data-test="nav-sites"]')
     expect(tile(page, "toko-2").locator('[data-test="site-state"]')).to_contain_text("Offline")
@@ -263,6 +289,34 @@ def test_the_live_tile_plays_from_the_site_with_a_valid_token_on_every_request(
         assert r.status == 200
     assert len({r.token for r in hls}) >= 2  # requests after the renewal carry the new token
     assert not livetoken.verify(LIVE_SECRET, "toko-1", "yard", hls[0].token or "", hls[0].at).ok
+
+
+def test_the_site_refuses_a_fragment_or_clip_without_a_token_or_with_a_wrong_one(fleet: Fleet) -> None:
+    """The origin's real check (nginx auth_request -> the status page): what a browser gets for
+    the URLs the dashboard played, with the token taken away, expired or another camera's."""
+    origin, ca = fleet.origin, str(fleet.office.fleet.cert_path)
+    fragment = next(r.path for r in origin.requests() if r.path.endswith(".ts") and r.status == 200)
+    clip = f"/api/v1/events/{PERSON}/clip.mp4"
+    now = time.time()
+    expired = livetoken.mint(LIVE_SECRET, "toko-1", "gate", now - 700, 600)
+    yard = livetoken.mint(LIVE_SECRET, "toko-1", "yard", now)
+    other_site = livetoken.mint(LIVE_SECRET, "toko-2", "gate", now)
+    good = livetoken.mint(LIVE_SECRET, "toko-1", "gate", now)
+    head_office = f"https://localhost:{fleet.office.port}"
+
+    def get(path: str, token: str | None, **headers: str) -> requests.Response:
+        params = {"token": token} if token is not None else {}
+        return requests.get(f"{origin.url}{path}", params=params, headers=headers, verify=ca, timeout=30)
+
+    for path in (fragment, "/hls/gate/index.m3u8", clip):
+        assert get(path, None).status_code == 401, path
+        assert get(path, expired).status_code == 403, path
+        assert get(path, yard).status_code == 403, path
+        assert get(path, other_site).status_code == 403, path
+    assert get("/hls/gate/index.m3u8", good).status_code == 200
+    ranged = get(clip, good, Range="bytes=0-1023", Origin=head_office)
+    assert ranged.status_code == 206 and len(ranged.content) == 1024
+    assert ranged.headers["Access-Control-Allow-Origin"] == head_office
 
 
 def test_on_a_phone_the_tiles_take_the_whole_width(page: Page) -> None:
