@@ -262,7 +262,11 @@ def test_head_office_shows_the_cut_site_offline_and_opens_a_site_silent_alert(cu
     print(f"during the cut: site {cut.offline}; alert {cut.alert}")
     assert cut.offline and cut.offline["state"] == "offline" and cut.offline["offline_since"], cut.offline
     assert cut.alert and cut.alert["status"] == "open", cut.alert
-    assert cut.alert["title"] == "site silent / situs tidak melapor"
+    assert cut.alert["title"] == "Site silent / Lokasi tidak melapor"
+    # The dashboard words it from the catalogue: ids and values, the time its heartbeats stopped.
+    assert cut.alert["title_id"] == "alert.site_silent"
+    assert cut.alert["message"]["id"] == "alert.site_silent.detail"
+    assert set(cut.alert["message"]["values"]) == {"since"}, cut.alert
 
 
 def test_the_cut_site_keeps_producing_heartbeats_and_keeps_its_event_in_the_outbox(cut):
