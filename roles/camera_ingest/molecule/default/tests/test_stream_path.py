@@ -95,6 +95,23 @@ def test_a_live_token_opens_its_camera_only_and_cors_answers_the_dashboard(camer
     assert "access-control-allow-origin" not in other.lower()
 
 
+def test_the_access_log_masks_live_tokens(camera, host):
+    """A live token opens its camera until it expires: nginx's access log keeps the request with
+    `token=***`, never the token itself."""
+    mint = (
+        "from pathlib import Path; import time; from cllmh import livetoken; "
+        "secret = Path('/etc/cllmh-status/live.secret').read_bytes().strip(); "
+        "print(livetoken.mint(secret, 'mol-site', 'gate', time.time()))"
+    )
+    token = host.check_output("/opt/cllmh/venv/bin/python -c %s", mint)
+    marker = f"logcheck{time.time_ns()}"
+    assert hls_code(camera, f"{HLS}?{marker}=1&token={token}") == "200"
+    # nginx writes the line after it has answered
+    log = wait_for(lambda: host.check_output("grep -F %s /var/log/nginx/access.log || true", marker), 10, 0.5)
+    assert f"{marker}=1&token=*** " in log
+    assert token not in host.check_output("cat /var/log/nginx/access.log")
+
+
 def test_plain_http_redirects_to_https(camera):
     out = camera.check_output(
         "curl -s -o /dev/null -w '%%{http_code} %%{redirect_url}' http://%s/live/", SITE
