@@ -4,9 +4,14 @@ secrets, the event index (written by the recorder's own writer) and syslog files
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import yaml
@@ -15,11 +20,12 @@ from flask.testing import FlaskClient
 
 from cllmh import catalogue, livetoken
 from cllmh import events as ev
-from cllmh.status import auth
+from cllmh.status import auth, loginlog
 from cllmh.status.app import create_app
 from cllmh.status.cli import hashed_users
 from cllmh.status.config import StatusConfig
 from eventwriter import write_event
+from headoffice import connectable, wait_for
 
 SITE = "gudang-1"
 LIVE_SECRET = b"live-secret-of-gudang-1-0123456789"
@@ -378,3 +384,91 @@ def test_config_refuses_a_plain_password_and_unknown_keys(site: Path, tmp_path: 
     conf.write_text(yaml.safe_dump({"site": SITE, "colour": "red"}))
     with pytest.raises(ValueError, match="colour"):
         config.load(conf)
+
+
+def _unix_http(
+    sock: Path, method: str, path: str, headers: dict[str, str], body: str = ""
+) -> tuple[int, dict, str]:
+    """One HTTP/1.0 request over the unix socket, as nginx sends it upstream."""
+
+    head = [f"{method} {path} HTTP/1.0", "Host: gudang.test", *(f"{k}: {v}" for k, v in headers.items())]
+    if body:
+        head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        s.sendall(("\r\n".join(head) + "\r\n\r\n" + body).encode())
+        raw = b""
+        while chunk := s.recv(65536):
+            raw += chunk
+    status_head, _, payload = raw.decode(errors="replace").partition("\r\n\r\n")
+    lines = status_head.split("\r\n")
+    fields: dict[str, list[str]] = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(": ")
+        fields.setdefault(key.lower(), []).append(value)
+    return int(lines[0].split()[1]), fields, payload
+
+
+def test_a_refused_login_logs_one_line_with_the_address_nginx_set_not_a_forged_forwarded_for(
+    site: Path, tmp_path: Path
+) -> None:
+    """The real server (`cllmh status serve`: gunicorn on a unix socket) behind what nginx sends:
+    X-Real-IP set to its peer's address; the client's own X-Forwarded-For passes through nginx
+    untouched and must not be what is logged. Wrong passwords, then the limiter's refusals, each
+    give one line on stderr (the journal) that the fail2ban filter reads."""
+
+    config = make_config(site, trust_proxy_headers=True, login_limit={"per_address": 3, "per_user": 50})
+    (tmp_path / "status.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json")))
+    sock, log = tmp_path / "status.sock", tmp_path / "stderr.log"
+    with log.open("wb") as stderr:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cllmh.cli", "status", "--config", str(tmp_path / "status.yaml"),
+             "serve", "--bind", f"unix:{sock}", "--threads", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )  # fmt: skip
+    try:
+        wait_for("the status page's socket", lambda: server.poll() is None and connectable(sock), 60)
+        nginx = {"X-Real-IP": "203.0.113.7", "X-Forwarded-For": "198.51.100.99", "X-Forwarded-Proto": "https"}
+        codes = []
+        for n in range(5):
+            _, fields, page = _unix_http(sock, "GET", "/login", nginx)
+            cookie = fields["set-cookie"][0].split(";", 1)[0]
+            token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+            assert token, page
+            form = urlencode(
+                {"username": f'evil" address=192.0.2.1 {n}\n', "password": "salah", "csrf_token": token[1]}
+            )
+            code, _, _ = _unix_http(sock, "POST", "/login", {**nginx, "Cookie": cookie}, form)
+            codes.append(code)
+        assert codes == [401, 401, 401, 429, 429]
+        wait_for("five lines", lambda: log.read_text().count(loginlog.PREFIX) >= 5, 30)
+    finally:
+        server.terminate()
+        server.wait(30)
+    lines = [line for line in log.read_text().splitlines() if line.startswith(loginlog.PREFIX)]
+    print("\n".join(lines))
+    reasons = [
+        re.fullmatch(
+            r'login failed address=203\.0\.113\.7 reason=(\S+) user="evil\\" address=192\.0\.2\.1 \d\\n"',
+            line,
+        )
+        for line in lines
+    ]
+    assert all(reasons), lines
+    assert [m[1] for m in reasons if m] == ["wrong-password"] * 3 + ["rate-limited"] * 2
+    assert "198.51.100.99" not in log.read_text()
+
+
+def test_nginx_sets_x_real_ip_for_every_status_page_location_and_never_appends() -> None:
+    """The address above is trusted because nginx sets X-Real-IP to its peer (replacing a client's
+    header) in every location that reaches the status page; X-Forwarded-For is never built from
+    the client's ($proxy_add_x_forwarded_for would append to what the client sent)."""
+    template = (Path(__file__).parents[2] / "roles/nginx_rtmp/templates/etc/nginx/nginx.conf.j2").read_text()
+    assert "proxy_add_x_forwarded_for" not in template
+    blocks = template.split("location ")[1:]  # each location up to the next one
+    upstream = [b for b in blocks if "proxy_pass http://cllmh_status" in b]
+    assert len(upstream) >= 3, blocks
+    for block in upstream:
+        assert "proxy_set_header X-Real-IP $remote_addr;" in block, block

@@ -14,7 +14,7 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from cllmh import catalogue
-from cllmh.status import api, auth, pages
+from cllmh.status import api, auth, loginlog, pages
 from cllmh.status import config as cfg
 from cllmh.status.ratelimit import FailureLimiter
 from cllmh.status.state import SiteState
@@ -52,6 +52,7 @@ def create_app(config: cfg.StatusConfig | None = None) -> Flask:
         FailureLimiter(limit.per_user, limit.window_s),
     )
     app.extensions["cllmh_status_state"] = SiteState(config)
+    loginlog.setup()
     app.jinja_env.filters["datetime"] = local_time
 
     @app.before_request

@@ -35,6 +35,9 @@ def hash_password(password: str) -> str:
 
 
 def client_address() -> str:
+    """The client's address. Behind nginx (trust_proxy_headers: gunicorn listens on a unix socket
+    only nginx may open) it is `X-Real-IP`, which nginx sets to its peer's address, replacing
+    whatever the client sent; `X-Forwarded-For` is never read (a client can write it)."""
     if current_app.config["CLLMH_STATUS"].trust_proxy_headers:
         return request.headers.get("X-Real-IP", "") or (request.remote_addr or "")
     return request.remote_addr or ""

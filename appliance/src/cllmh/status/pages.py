@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 
 from cllmh import catalogue
-from cllmh.status import api, auth
+from cllmh.status import api, auth, loginlog
 
 bp = Blueprint("pages", __name__)
 LANG_COOKIE = "cllmh_lang"
@@ -33,10 +33,10 @@ def login() -> Response | str | tuple[str, int]:
         return render_template("login.html", error=None, next=request.args.get("next", ""))
     login_: auth.Login = current_app.extensions["cllmh_status_login"]
     name = request.form.get("username", "")[:64]
-    user, wait = login_.attempt(
-        auth.client_address(), name, request.form.get("password", "")[:256], time.time()
-    )
+    address = auth.client_address()
+    user, wait = login_.attempt(address, name, request.form.get("password", "")[:256], time.time())
     if user is None:
+        loginlog.refused(address, "rate-limited" if wait else "wrong-password", name)
         lang = current_language()
         if wait:
             error = catalogue.text("login.rate_limited", lang, seconds=int(wait) + 1)
