@@ -7,7 +7,17 @@ import pytest
 
 from cllmh.cli import main
 from cllmh.events import EventInfo, RetentionClass
-from cllmh.guard import GuardConfig, RateMeter, Segment, floor_bytes, load_config, plan, plan_cache
+from cllmh.guard import (
+    GuardConfig,
+    RateMeter,
+    Segment,
+    floor_bytes,
+    kept_fill,
+    load_config,
+    plan,
+    plan_cache,
+    stale_marks,
+)
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
@@ -214,3 +224,30 @@ def test_check_refuses_a_symlink_to_a_system_directory_and_overlapping_directori
         GuardConfig(recordings_dir=tmp_path / "data", cache_dir=tmp_path / "data" / "cache")
     ok = GuardConfig(recordings_dir=tmp_path / "rec2", cache_dir=tmp_path / "cache")
     assert ok.recordings_dir == tmp_path / "rec2"
+
+
+def test_an_event_marked_keep_is_never_deleted_by_age_or_for_space() -> None:
+    evs = [event("o-old", OTHER, 400), event("o1", OTHER, 2), event("o2", OTHER, 1), event("p1", P, 1)]
+    kept = frozenset({"o-old", "o1"})
+    # Past its maximum age: only the unmarked ones go; then space comes from the next unmarked events.
+    chosen = plan(evs, now=NOW, total=10 * GB, free=850 * MB, rate_bytes_per_s=0, config=CFG, kept=kept)
+    assert names(chosen) == ["o2", "p1"]
+    assert names(plan(evs, now=NOW, total=10 * GB, free=850 * MB, rate_bytes_per_s=0, config=CFG)) == [
+        "o-old",
+        "o1",
+    ]
+
+
+def test_kept_events_that_hold_the_floor_s_space_are_reported_not_deleted() -> None:
+    evs = [event("k1", OTHER, 3, size=3 * GB), event("k2", P, 2, size=3 * GB), event("o1", OTHER, 1)]
+    kept = frozenset({"k1", "k2"})
+    chosen = plan(evs, now=NOW, total=10 * GB, free=500 * MB, rate_bytes_per_s=0, config=CFG, kept=kept)
+    assert names(chosen) == ["o1"]  # all it may take; still below the 1 GB floor
+    assert kept_fill(free_after=600 * MB, floor=1 * GB, kept_bytes=6 * GB)
+    assert not kept_fill(free_after=2 * GB, floor=1 * GB, kept_bytes=6 * GB)
+    assert not kept_fill(free_after=600 * MB, floor=1 * GB, kept_bytes=0)
+
+
+def test_marks_of_events_that_are_gone_are_removed_after_a_grace() -> None:
+    marks = {"gone-old": NOW - 7200, "gone-new": NOW - 60, "here": NOW - 7200}
+    assert stale_marks(marks, {"here"}, NOW) == ["gone-old"]

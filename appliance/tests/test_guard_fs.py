@@ -528,3 +528,31 @@ def test_status_reads_the_service_s_figures_read_only_and_once_leaves_them_alone
     assert {k: v for k, v in json.loads(status("--status").stdout).items() if k != "age_s"} == {
         k: v for k, v in after.items() if k != "age_s"
     }  # the service's stored status is untouched
+
+
+def test_a_kept_old_event_survives_pressure_that_deletes_newer_unkept_ones(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    """Marked "keep" with the one implementation (events.set_keep, as the status page does), the
+    oldest event stays while a real guard reclaims space from newer ones; the kept events alone then
+    hold the floor's space: the guard reports it (kept_fill) and deletes no kept event."""
+    root = small_fs / "recordings"
+    now = time.time()
+    # 6 x 1.5 MiB; with ~1.5 MB free the five unkept ones cannot bring back the 12 MiB floor.
+    events = write_events(root, "ev", [now - 7200 + n for n in range(6)], size=1536 * 1024)
+    assert ev.set_keep(root, "ev0", True, by="teknisi") and not ev.set_keep(root, "ev0", True)
+    assert ev.set_keep(root, "ev1", True) and ev.set_keep(root, "ev1", False)  # unmarked again
+    assert ev.kept_ids(root) == {"ev0"}
+    st = os.statvfs(small_fs)
+    with open(small_fs / "filler", "wb") as filler:  # ~1.5 MB free: far below the 25 % floor
+        filler.write(b"\0" * (st.f_bavail * st.f_frsize - 1_500_000))
+    config = guard_config(tmp_path, small_fs)
+    done = run_cllmh("guard", "--config", str(config), "--once")
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert [p.name for p in events if p.exists()] == ["ev0"], done.stderr
+    assert deletion_rows(root) == ["ev1", "ev2", "ev3", "ev4", "ev5"]
+    # Still below the floor (the filler): the kept event holds space it may not take, and says so.
+    assert status["kept_events"] == 1 and status["kept_bytes"] >= 1536 * 1024
+    assert status["kept_fill"] is True and status["free_percent"] < 25, status
+    assert "events marked keep hold" in done.stderr

@@ -5,6 +5,7 @@ Layout under the recordings root::
     <root>/<camera>/<YYYY-MM-DD>/<event_id>/clip-000.mp4 ... snapshot.jpg event.json .lock
     <root>/index.sqlite3          events + deletions + guard status (WAL)
     <root>/.trash/                whole events being deleted (renamed here first, atomically)
+    <root>/.keep/<event_id>       "keep" marks: the guard never deletes a marked event (set_keep)
 
 An event directory is *complete* once `event.json` exists (written last, atomically). While a
 writer works on it, it holds an exclusive flock on `.lock`; the guard never touches a locked
@@ -15,6 +16,11 @@ An `event.json` that exists but cannot be used (not UTF-8, not JSON, not an obje
 a number, `labels` not an object of scores) makes the event *malformed*: `read_sidecar` says
 why, and the guard never deletes such an event by age (nobody can tell its age or class) but
 reclaims it under space pressure before every other event, dated by its directory's mtime.
+
+A technician marks an event "keep" on the status page (issue 12): one small file named by the event
+id in `<root>/.keep/`, apart from the event's own directory, so the page needs no write access to
+recordings (only to that directory) and the sidecar and its readers stay as they are. `set_keep` and
+`kept_ids` are the one implementation; the guard reads the marks on every tick.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -40,6 +47,9 @@ LOG = logging.getLogger("cllmh.events")
 
 INDEX_NAME = "index.sqlite3"
 TRASH_NAME = ".trash"
+KEEP_NAME = ".keep"
+# What an event id may be to name a keep mark (the recorder's are 12 hex digits).
+EVENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 SIDECAR = "event.json"
 LOCK = ".lock"
 
@@ -304,6 +314,34 @@ class Scanner:
 def scan(root: Path) -> list[EventInfo]:
     """Every event directory under root (complete, in progress, or orphaned), read afresh."""
     return Scanner(root).scan()
+
+
+def set_keep(root: Path, event_id: str, keep: bool, *, by: str = "") -> bool:
+    """Mark (keep=True) or unmark an event "keep"; True when that changed something. The mark is
+    `<root>/.keep/<event_id>` holding who set it and when (JSON), written atomically."""
+    if not EVENT_ID.match(event_id):
+        raise ValueError(f"not an event id: {event_id!r:.80}")
+    mark = root / KEEP_NAME / event_id
+    if not keep:
+        try:
+            mark.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+    if mark.exists():
+        return False
+    mark.parent.mkdir(mode=0o770, exist_ok=True)
+    write_json_atomic(mark, {"event_id": event_id, "by": by, "at": time.time()})
+    return True
+
+
+def kept_ids(root: Path) -> frozenset[str]:
+    """The ids of the events marked "keep" (one directory listing)."""
+    try:
+        with os.scandir(root / KEEP_NAME) as entries:
+            return frozenset(e.name for e in entries if EVENT_ID.match(e.name) and e.is_file())
+    except FileNotFoundError:
+        return frozenset()
 
 
 SCHEMA = """

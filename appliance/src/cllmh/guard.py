@@ -15,10 +15,17 @@ box) count like any other use up to `log_cap_bytes`; what they hold beyond that 
 flood between two logrotate runs) is never reclaimed from recordings: the guard warns instead
 and logrotate's size caps take it back (issue 14, finding 6). Logs on another filesystem do not
 touch the recordings' free space and are not counted.
+
+An event a technician marked "keep" (`events.set_keep`) is never deleted, by age or for space.
+Kept events can therefore fill the disk on their own: the guard then deletes every other event it
+may and lets free space stay below the floor, logs an error once and reports `kept_fill` in its
+status (the status page shows catalogue message `warn.kept_fill`); recording goes on until the disk
+is full, and only unmarking events (or a bigger disk) gives the space back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -207,10 +214,11 @@ def plan(
     rate_bytes_per_s: float,
     config: GuardConfig,
     log_bytes: int = 0,
+    kept: frozenset[str] = frozenset(),
 ) -> list[Deletion]:
     """Which events to delete now, in order (pure). `log_bytes`: what the log directories hold on
     the recordings' filesystem; space they take beyond `log_cap_bytes` is not reclaimed from
-    recordings (it counts as free)."""
+    recordings (it counts as free). `kept`: ids of events marked "keep", never deleted."""
     free += log_excess(log_bytes, config)
     chosen: list[Deletion] = []
     keep: list[EventInfo] = []
@@ -218,6 +226,8 @@ def plan(
     for event in events:
         if event.in_progress:
             continue  # a writer holds it
+        if event.event_id in kept:
+            continue  # marked "keep" by a technician: neither age nor space takes it
         if event.malformed is not None:
             malformed.append(event)  # age and class unknown: only for space, and first
             continue
@@ -255,6 +265,23 @@ def plan(
         chosen.append(Deletion(event, reason, level))
         freed += event.size_bytes
     return chosen
+
+
+def kept_fill(free_after: int, floor: int, kept_bytes: int) -> bool:
+    """Whether kept events hold the space the floor needs (pure): after this tick's deletions free
+    space is still below the floor while events marked "keep" hold some. (The plan deleted all it
+    could to reach the floor, so what is left besides events being written is kept or logs.)"""
+    return kept_bytes > 0 and free_after < floor
+
+
+# A keep mark whose event is not on disk (deleted by hand, or never finished) is removed after this
+# long; the grace covers a mark set for an event the scan has not listed yet.
+STALE_MARK_S = 3600.0
+
+
+def stale_marks(marks: dict[str, float], on_disk: set[str], now: float) -> list[str]:
+    """Keep marks (id -> mark mtime) of events that are gone, old enough to remove (pure)."""
+    return sorted(i for i, at in marks.items() if i not in on_disk and now - at >= STALE_MARK_S)
 
 
 @dataclass(frozen=True)
@@ -367,6 +394,8 @@ class Guard:
         # already reported (each warned once, not on every tick).
         self.logs_over_cap = False
         self.log_problems: set[str] = set()
+        # Whether kept events held the floor's space on the last tick (the error is logged once).
+        self.kept_fill = False
         self.empty_trash()
 
     def empty_trash(self, now: float | None = None) -> None:
@@ -463,6 +492,7 @@ class Guard:
         self.stuck = {p: at for p, at in self.stuck.items() if p in on_disk and now - at < RETRY_STUCK_S}
         usage = psutil.disk_usage(str(self.root))
         logs = self.measure_logs()
+        kept = self.keep_marks(events, now)
         deleted = 0
         for deletion in plan(
             [e for e in events if e.path not in self.stuck],
@@ -472,6 +502,7 @@ class Guard:
             rate_bytes_per_s=rate,
             config=self.config,
             log_bytes=logs,
+            kept=kept,
         ):
             try:
                 self.delete_event(deletion, now)
@@ -489,6 +520,11 @@ class Guard:
         self.record_unrecorded(events)
         usage = psutil.disk_usage(str(self.root))
         count, deleted_bytes = self.index.deletions_since(now - DAY)
+        kept_events = [e for e in events if e.event_id in kept]
+        kept_bytes = sum(e.size_bytes for e in kept_events)
+        floor = floor_bytes(usage.total, rate, self.config)
+        free_counted = usage.free + log_excess(logs, self.config)  # as the plan counts it
+        self.report_kept_fill(kept_fill(free_counted, floor, kept_bytes), kept_bytes)
         status = {
             "total_bytes": usage.total,
             "used_bytes": usage.used,
@@ -496,7 +532,7 @@ class Guard:
             "free_percent": round(100 * usage.free / usage.total, 2) if usage.total else 0.0,
             "write_rate_bytes_per_s": round(rate, 1),
             "hours_left": round(usage.free / rate / 3600, 2) if rate > 0 else None,
-            "floor_bytes": floor_bytes(usage.total, rate, self.config),
+            "floor_bytes": floor,
             "deletions_24h": count,
             "deleted_bytes_24h": deleted_bytes,
             "events": len(events) - deleted,
@@ -504,6 +540,9 @@ class Guard:
             "undeletable_events": len(self.stuck),
             "log_bytes": logs,
             "log_cap_bytes": self.config.log_cap_bytes,
+            "kept_events": len(kept_events),
+            "kept_bytes": kept_bytes,
+            "kept_fill": self.kept_fill,
         }
         if self.publish_status:
             try:
@@ -511,6 +550,30 @@ class Guard:
             except sqlite3.OperationalError as exc:
                 LOG.warning("cannot store the status: %s", exc)
         return status
+
+    def keep_marks(self, events: list[EventInfo], now: float) -> frozenset[str]:
+        """The events marked "keep"; marks of events long gone are removed (bounded)."""
+        kept = ev.kept_ids(self.root)
+        marks = {}
+        for event_id in kept:
+            with contextlib.suppress(FileNotFoundError):
+                marks[event_id] = (self.root / ev.KEEP_NAME / event_id).stat().st_mtime
+        for event_id in stale_marks(marks, {e.event_id for e in events}, now):
+            with contextlib.suppress(OSError):
+                ev.set_keep(self.root, event_id, False)
+                LOG.info("removed the keep mark of event %s: the event is gone", event_id)
+        return kept
+
+    def report_kept_fill(self, filling: bool, kept_bytes: int) -> None:
+        if filling and not self.kept_fill:
+            LOG.error(
+                "free space is below the floor and events marked keep hold %.1f MB: they are never "
+                "deleted; unmark events that need not be kept, or recording stops when the disk is full",
+                kept_bytes / 1e6,
+            )
+        elif self.kept_fill and not filling:
+            LOG.warning("free space is above the floor again beside the kept events")
+        self.kept_fill = filling
 
     def measure_logs(self) -> int:
         """What the log directories hold on the recordings' filesystem; warns when they go over
