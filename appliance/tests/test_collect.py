@@ -38,7 +38,8 @@ def test_disk_state_from_the_guard_status_or_the_filesystem(tmp_path: Path) -> N
     root.mkdir()
     disk_state, guard = disk.disk_state(root)
     assert disk_state["total_bytes"] > 0 and disk_state["hours_left"] is None
-    assert guard == {"deleted_person_events_24h": 0, "last_run": None}
+    no_keeps = {"kept_events": 0, "kept_bytes": 0, "kept_fill": False}
+    assert guard == {"deleted_person_events_24h": 0, "last_run": None, **no_keeps}
     index = ev.Index(root)
     status = {"total_bytes": 1000, "used_bytes": 600, "free_bytes": 400, "hours_left": 12.5}
     index.set_status(status, 1234.0)
@@ -56,7 +57,7 @@ def test_disk_state_from_the_guard_status_or_the_filesystem(tmp_path: Path) -> N
         "free_bytes": 400,
         "hours_left": 12.5,
     }
-    assert guard == {"deleted_person_events_24h": 1, "last_run": 1234.0}
+    assert guard == {"deleted_person_events_24h": 1, "last_run": 1234.0, **no_keeps}
 
 
 def test_log_backlog_is_the_disk_buffer_size(tmp_path: Path) -> None:

@@ -472,3 +472,64 @@ def test_nginx_sets_x_real_ip_for_every_status_page_location_and_never_appends()
     assert len(upstream) >= 3, blocks
     for block in upstream:
         assert "proxy_set_header X-Real-IP $remote_addr;" in block, block
+
+
+def test_a_technician_marks_an_event_keep_on_the_page_and_through_the_api_a_viewer_may_not(
+    app: Flask, site: Path
+) -> None:
+    """The mark is the guard's (events.kept_ids reads what the page wrote); CSRF on the form and the
+    API; a viewer gets 403 and sees no button."""
+    root = site / "recordings"
+    viewer, technician = app.test_client(), app.test_client()
+    login(viewer, "satpam")
+    login(technician, "teknisi")
+    try:
+        page = technician.get("/events").get_data(as_text=True)
+        assert 'action="/events/ev-person/keep"' in page
+        assert 'action="/events/ev-person/keep"' not in viewer.get("/events").get_data(as_text=True)
+        # The page's form: without the CSRF token refused, with it the event is kept.
+        assert technician.post("/events/ev-person/keep", data={"keep": "1"}).status_code == 400
+        token = csrf(technician, "/events")
+        answer = technician.post(
+            "/events/ev-person/keep", data={"keep": "1", "csrf_token": token, "next": "/events?camera=gate"}
+        )
+        assert answer.status_code == 302 and answer.headers["Location"] == "/events?camera=gate"
+        assert ev.kept_ids(root) == {"ev-person"}
+        shown = technician.get("/events").get_data(as_text=True)
+        assert catalogue.text("ui.kept", "id") in shown and catalogue.text("ui.unkeep", "id") in shown
+        listed = {e["id"]: e["keep"] for e in technician.get("/api/v1/events").get_json()["events"]}
+        assert listed == {"ev-person": True, "ev-car": False}
+        # A viewer may not, on the page nor through the API (with a valid CSRF token of its own).
+        vtoken = csrf(viewer, "/events")
+        assert (
+            viewer.post("/events/ev-person/keep", data={"keep": "0", "csrf_token": vtoken}).status_code == 403
+        )
+        assert (
+            viewer.delete("/api/v1/events/ev-person/keep", headers={"X-CSRF-Token": vtoken}).status_code
+            == 403
+        )
+        assert ev.kept_ids(root) == {"ev-person"}
+        # The API: CSRF header required; PUT marks, DELETE unmarks; an unknown event is 404.
+        assert technician.put("/api/v1/events/ev-car/keep").status_code == 400
+        put = technician.put("/api/v1/events/ev-car/keep", headers={"X-CSRF-Token": token})
+        assert put.status_code == 200 and put.get_json() == {"id": "ev-car", "keep": True, "changed": True}
+        assert ev.kept_ids(root) == {"ev-person", "ev-car"}
+        assert technician.put("/api/v1/events/nope/keep", headers={"X-CSRF-Token": token}).status_code == 404
+        for event_id in ("ev-car", "ev-person"):
+            gone = technician.delete(f"/api/v1/events/{event_id}/keep", headers={"X-CSRF-Token": token})
+            assert gone.get_json()["keep"] is False
+        assert ev.kept_ids(root) == frozenset()
+    finally:
+        for event_id in ev.kept_ids(root):
+            ev.set_keep(root, event_id, False)
+
+
+def test_kept_events_holding_the_floor_s_space_are_a_warning_in_both_languages() -> None:
+    from cllmh.status.state import warnings  # noqa: PLC0415
+
+    guard = {"kept_fill": True, "kept_events": 3, "kept_bytes": 12_300_000_000}
+    found = warnings({"hours_left": None}, guard, [])
+    assert [w["id"] for w in found] == ["warn.kept_fill"]
+    assert "3 kejadian yang ditandai simpan (12.3 GB)" in found[0]["text"]["id"]
+    assert "3 events marked keep (12.3 GB)" in found[0]["text"]["en"]
+    assert warnings({"hours_left": None}, {**guard, "kept_fill": False}, []) == []

@@ -37,8 +37,13 @@ def disk_state(recordings_dir: Path, now: float | None = None) -> tuple[dict, di
             disk |= {"total_bytes": usage.total, "used_bytes": usage.used, "free_bytes": usage.free}
         except OSError:
             disk |= {"total_bytes": 0, "used_bytes": 0, "free_bytes": 0}
+    status = stored.status if stored is not None else {}
     guard = {
         "deleted_person_events_24h": person_deleted,
         "last_run": stored.updated if stored is not None else None,
+        # Events marked "keep" (never deleted) and whether they hold the floor's space.
+        "kept_events": int(status.get("kept_events", 0)),
+        "kept_bytes": int(status.get("kept_bytes", 0)),
+        "kept_fill": bool(status.get("kept_fill", False)),
     }
     return disk, guard

@@ -4,6 +4,7 @@ appliance/src/cllmh/status/README.md."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cllmh.status.config import StatusConfig
 from cllmh.status.state import SiteState, event_json, metrics
 
 bp = Blueprint("api", __name__)
+LOG = logging.getLogger("cllmh.status")
 API = "/api/v1"
 
 
@@ -83,7 +85,28 @@ def events() -> dict:
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
     except ValueError:
         abort(400, description="limit must be an integer")
-    return {"events": [event_json(e) for e in found_events(limit)]}
+    kept = ev.kept_ids(config().recordings_dir)
+    return {"events": [event_json(e, kept) for e in found_events(limit)]}
+
+
+def mark_keep(event_id: str, keep: bool) -> bool:
+    """Mark or unmark an event of the index "keep" (events.set_keep): 404 for an unknown event."""
+    if not ev.EVENT_ID.match(event_id) or ev.find_event(config().recordings_dir, event_id) is None:
+        abort(404)
+    changed = ev.set_keep(config().recordings_dir, event_id, keep, by=g.user.name)
+    if changed:
+        LOG.info("event %s %s by %s", event_id, "marked keep" if keep else "no longer kept", g.user.name)
+    return changed
+
+
+@bp.route(f"{API}/events/<event_id>/keep", methods=["PUT", "DELETE"])
+@auth.require("technician", api=True)
+def keep(event_id: str) -> dict:
+    """PUT marks the event "keep" (the guard never deletes it), DELETE unmarks it; technicians only,
+    with the session's CSRF token in X-CSRF-Token."""
+    wanted = request.method == "PUT"
+    changed = mark_keep(event_id, wanted)
+    return {"id": event_id, "keep": wanted, "changed": changed}
 
 
 @bp.get(f"{API}/events/<event_id>/snapshot.jpg")

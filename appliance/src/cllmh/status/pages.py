@@ -94,8 +94,22 @@ def cameras() -> str:
 def events() -> str:
     found = api.found_events(200)
     return render_template(
-        "events.html", events=found, cameras=api.config().cameras, args=request.args, user=g.user
+        "events.html",
+        events=found,
+        kept=api.ev.kept_ids(api.config().recordings_dir),
+        may_keep=auth.allowed(g.user, "technician"),
+        cameras=api.config().cameras,
+        args=request.args,
+        user=g.user,
     )
+
+
+@bp.post("/events/<event_id>/keep")
+@auth.require("technician")
+def keep(event_id: str) -> Response:
+    """The events page's keep / stop keeping button (a form with the CSRF token)."""
+    api.mark_keep(event_id, request.form.get("keep") == "1")
+    return redirect(_safe_next(request.form.get("next") or url_for("pages.events")))
 
 
 @bp.get("/logs")

@@ -43,6 +43,9 @@ def warnings(disk_state: dict, guard: dict, camera_list: list[dict]) -> list[dic
     ]
     if guard.get("deleted_person_events_24h"):
         found.append(catalogue.message("warn.person_deleted", count=guard["deleted_person_events_24h"]))
+    if guard.get("kept_fill"):
+        size_gb = round(guard.get("kept_bytes", 0) / 1e9, 1)
+        found.append(catalogue.message("warn.kept_fill", count=guard.get("kept_events", 0), size_gb=size_gb))
     return found
 
 
@@ -86,9 +89,10 @@ class SiteState:
         }
 
 
-def event_json(event: ev.ListedEvent) -> dict:
+def event_json(event: ev.ListedEvent, kept: frozenset[str] = frozenset()) -> dict:
     return {
         "id": event.event_id,
+        "keep": event.event_id in kept,
         "camera": event.camera,
         "start": event.start,
         "end": event.end,
