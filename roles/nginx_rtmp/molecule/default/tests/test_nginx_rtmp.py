@@ -1,9 +1,10 @@
 """nginx_rtmp on its own: supplied certificate, local publishing, HLS, and RTMP play tokens and
 publish keys checked for a client on ANOTHER host (mol-nginx-viewer); the box itself needs neither.
 
-Who may watch HLS over HTTPS is the status page's decision (auth_request); this scenario runs no
-status page, so HLS over HTTPS must be refused here (it fails closed), and the HLS output is read
-from the disk. Watching with a session is checked in the camera_ingest scenario."""
+Who may watch HLS over HTTPS is the status page's decision (auth_request); here it runs with no
+session presented, so HLS over HTTPS is refused (401), and the HLS output is read from the disk.
+Watching with a session is checked in the camera_ingest scenario; the status page's login and its
+fail2ban jail seen from another host in test_status_login.py."""
 
 from __future__ import annotations
 
@@ -93,13 +94,13 @@ def publishing(host):
     host.run("systemctl stop test-publish")
 
 
-def test_basic_auth_is_gone_and_hls_is_refused_without_the_status_page(host, publishing):
+def test_basic_auth_is_gone_and_hls_is_refused_without_a_session(host, publishing):
     assert not host.file("/etc/nginx/cllmh.htpasswd").exists  # the earlier versions' file is removed
     assert "auth_basic" not in host.file("/etc/nginx/nginx.conf").content_string
     code = host.check_output(
         f"{CURL} -o /dev/null -w '%{{http_code}}' -u mantan:Mantan-Pegawai-1 https://{NAME}/hls/lobby/index.m3u8"
     )
-    assert code == "500", code  # auth_request cannot ask the status page: refused, never served
+    assert code == "401", code  # the status page knows no basic auth: no session, no HLS
 
 
 def test_local_publish_becomes_hls_with_short_fragments(host, publishing):

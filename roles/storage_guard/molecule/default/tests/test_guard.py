@@ -12,7 +12,9 @@ testinfra_hosts = ["docker://mol-guard-site"]
 ROOT = "/var/lib/cllmh/recordings"
 PY = "/opt/cllmh/venv/bin/python"
 
-# Writes events with the package's own event writer (cllmh.events.EventWriter), as the recorder's user.
+# Writes events with the package's own event writer (cllmh.events.EventWriter), as the recorder's user;
+# the first (oldest, "other": the first the guard would take) is marked "keep" with the one
+# implementation the status page uses (cllmh.events.set_keep).
 WRITER = r"""
 import sys, time
 from pathlib import Path
@@ -27,6 +29,8 @@ for n, kind in enumerate("ooovoopoovooooo" * 2):
     writer.update(labels=kinds[kind])
     writer.add_segment(segment, start + n, start + n + 9)
     writer.finish(end=start + n + 9)
+    if n == 0:
+        ev.set_keep(root, writer.event_id, True, by="molecule")
     time.sleep(0.3)  # a few cameras' worth of events arriving, faster than the floor allows
 print("written")
 """
@@ -66,7 +70,10 @@ def test_a_broken_configuration_is_refused_with_a_clear_message(host):
     assert "floor_percent" in result.stderr and "unknown" in result.stderr
 
 
-def test_the_guard_frees_space_oldest_other_events_first(host):
+KEPT = "ev00o"
+
+
+def test_the_guard_frees_space_oldest_other_events_first_but_never_a_kept_one(host):
     host.check_output(f"cat > /tmp/writer.py << 'EOF'\n{WRITER}\nEOF")
     # 30 events x 1.5 MB = 45 MB in 9 s into a 40 MiB filesystem with a 25 % floor:
     # no write may fail, and the guard brings the floor back
@@ -79,7 +86,8 @@ def test_the_guard_frees_space_oldest_other_events_first(host):
     written = [f"ev{n:02d}{k}" for n, k in enumerate("ooovoopoovooooo" * 2)]
     deleted = [e for e in written if e not in kept]
     assert deleted and all(e.endswith("o") for e in deleted), deleted
-    kept_other = [e for e in written if e in kept and e.endswith("o")]
+    assert KEPT in kept and host.file(f"{ROOT}/.keep/{KEPT}").exists  # the oldest, marked keep, stays
+    kept_other = [e for e in written if e in kept and e.endswith("o") and e != KEPT]
     assert max(written.index(e) for e in deleted) < min(written.index(e) for e in kept_other)
 
     log = host.check_output("journalctl -u cllmh-guard --no-pager")
@@ -95,6 +103,7 @@ def test_the_guard_frees_space_oldest_other_events_first(host):
     )
     assert status["deletions_24h"] == len(deleted)
     assert status["free_percent"] >= 25
+    assert status["kept_events"] == 1 and status["kept_fill"] is False
 
 
 def test_operators_read_the_service_s_status_without_touching_it(host):
