@@ -23,14 +23,16 @@ Reason = Literal["wrong-password", "rate-limited"]
 
 
 def setup() -> None:
-    """Lines go to stderr (the journal under systemd), bare, whatever the server's logging does."""
-    if not any(getattr(h, "cllmh_login", False) for h in LOGGER.handlers):
+    """The page's own lines (`cllmh.status` and below: these, and who marked which event "keep") go
+    to stderr (the journal under systemd), bare and once, whatever the server's logging does."""
+    parent = logging.getLogger("cllmh.status")
+    if not any(getattr(h, "cllmh_status", False) for h in parent.handlers):
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
-        handler.cllmh_login = True  # type: ignore[attr-defined]
-        LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
-    LOGGER.propagate = False
+        handler.cllmh_status = True  # type: ignore[attr-defined]
+        parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    parent.propagate = False
 
 
 def line(address: str, reason: Reason, user: str) -> str:
