@@ -30,7 +30,7 @@ MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
 .PHONY: help venv host-packages engine image lab lab-down lint pytest models models-update molecule test \
-  bench-syslog bench-loki clean dashboard dashboard-test npm
+  bench-syslog bench-loki clean dashboard dashboard-test npm artifacts
 
 help:
 	@echo "make lab       bring up the lab (site appliance + sample camera) and provision it"
@@ -39,6 +39,7 @@ help:
 	@echo "make dashboard build the head-office dashboard (Vue.js) into build/dashboard/"
 	@echo "make dashboard-test  the dashboard's type check and unit tests (Vitest)"
 	@echo "make models    rebuild the detector models from their packages and compare with files/models"
+	@echo "make artifacts fill the artifact directory for air-gapped sites (ARTIFACTS=dir, default build/artifacts)"
 
 $(BIN)/activate: requirements.txt appliance/pyproject.toml
 	@echo "==> Python venv $(VENV) (requirements.txt + appliance[dev])"
@@ -124,6 +125,17 @@ pytest: venv host-packages dashboard
 	@echo "==> pytest tests/ (role asserts and inventory settings, on the controller)"
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
+# Everything an air-gapped site or head office needs, in one directory with SHA256SUMS (README,
+# "Air-gapped sites"); downloads are cached in build/artifacts-cache. Needs the Docker engine and the
+# base image (the Debian packages are resolved by apt inside it) and dpkg-dev (dpkg-scanpackages).
+ARTIFACTS ?= $(ROOT)/build/artifacts
+artifacts: venv image
+	@command -v dpkg-scanpackages >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dpkg-dev >/dev/null; }
+	@start=$$(date +%s); \
+	$(BIN)/python appliance/tools/make_artifacts.py --out $(ARTIFACTS); \
+	echo "==> make artifacts took $$(( $$(date +%s) - start )) s"
+
 # The conversion tool runs in its own TensorFlow environment (build machine only).
 $(MODELS_VENV)/bin/activate: appliance/tools/requirements-models.txt
 	@echo "==> model conversion venv $(MODELS_VENV) (TensorFlow, build time only)"
@@ -147,7 +159,8 @@ models-update:
 
 # Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
 molecule: export COLUMNS := 200
-molecule: venv host-packages image
+# The motion_recorder scenario runs air-gapped from the artifact directory (make artifacts, cached).
+molecule: venv host-packages image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
 
 test: lint pytest models molecule
