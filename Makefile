@@ -126,7 +126,8 @@ pytest: venv host-packages dashboard
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 # Everything an air-gapped site or head office needs, in one directory with SHA256SUMS (README,
-# "Air-gapped sites"); downloads are cached in build/artifacts-cache. Needs the Docker engine and the
+# "Air-gapped sites"); downloads are cached in ~/.cache/cllmh/artifacts (outside the clone, so that a
+# fresh clone on the same machine reuses them). Needs the Docker engine and the
 # base image (the Debian packages are resolved by apt inside it) and dpkg-dev (dpkg-scanpackages).
 ARTIFACTS ?= $(ROOT)/build/artifacts
 artifacts: venv image

@@ -13,7 +13,7 @@ Layout of OUT (README, "Air-gapped sites"):
 
 Everything downloaded is checked: wheels by pip against the locks' hashes (--require-hashes), .debs
 against the SHA256 of Debian's signed index as apt resolved it inside the base image (apt_closure.sh).
-Downloads are kept in CACHE, so a second run only downloads what changed.
+Downloads are kept in CACHE (~/.cache/cllmh/artifacts), so a second run only downloads what changed.
 """
 
 from __future__ import annotations
@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "artifacts")
-    parser.add_argument("--cache", type=Path, default=ROOT / "build" / "artifacts-cache")
+    # Outside the clone: a fresh clone on the same machine (CI) reuses the downloads.
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    parser.add_argument("--cache", type=Path, default=cache_home / "cllmh" / "artifacts")
     shared = ROOT.parent / "shared" / "artifacts"
     parser.add_argument(
         "--vendor",
