@@ -158,6 +158,21 @@ def _guard_status(guard: ModuleType, config: GuardConfig) -> int:
     return 0
 
 
+def _cmd_firstboot(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from cllmh import firstboot  # noqa: PLC0415
+
+    try:
+        done = firstboot.run(Path(args.root), Path(args.site_file), live=args.root == "/")
+    except firstboot.SiteFileError as exc:
+        print(f"cllmh firstboot: {args.site_file}: {exc}", file=sys.stderr)
+        return 2
+    for line in done:
+        print(f"cllmh firstboot: {line}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     import ssl  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
@@ -311,6 +326,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mode.add_argument("--outbox", action="store_true", help="list the messages waiting in the outbox (JSON)")
     p.set_defaults(func=_cmd_report)
+    p = sub.add_parser(
+        "firstboot",
+        help="first boot of a flashed image: this box's secrets, SSH host keys, site file, disk size",
+    )
+    p.add_argument("--site-file", default="/boot/firmware/cllmh-site.txt")
+    p.add_argument(
+        "--root", default="/", help="the box's root directory (another one: no growing, no Wi-Fi start)"
+    )
+    p.set_defaults(func=_cmd_firstboot)
     central_cli.add_parser(sub)
     status_cli.add_parser(sub)
     return parser
