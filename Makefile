@@ -9,6 +9,8 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(ROOT)/ansible.cfg
 export CLLMH_ROOT := $(ROOT)
 export CLLMH_IMAGE ?= cllmh/debian12-systemd:latest
+# Where make image builds the Raspberry Pi disk image (and keeps its cached base between builds).
+CLLMH_IMAGE_DIR ?= $(ROOT)/build/image
 # Bound every Molecule run: a stalled handler must not eat CI's time.
 MOLECULE_TIMEOUT ?= 2400
 export ANSIBLE_TASK_TIMEOUT ?= 600
@@ -29,7 +31,7 @@ DASHBOARD_BUILD := $(ROOT)/build/dashboard
 MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
-.PHONY: help venv host-packages engine image lab lab-down lint pytest models models-update molecule test \
+.PHONY: help venv host-packages engine base-image image image-check lab lab-down lint pytest models models-update molecule test \
   bench-syslog bench-loki clean dashboard dashboard-test npm artifacts
 
 help:
@@ -38,6 +40,7 @@ help:
 	@echo "make test      lint + unit tests + model rebuild check + every Molecule scenario"
 	@echo "make dashboard build the head-office dashboard (Vue.js) into build/dashboard/"
 	@echo "make dashboard-test  the dashboard's type check and unit tests (Vitest)"
+	@echo "make image     build the Raspberry Pi 4 (arm64) disk image into $(CLLMH_IMAGE_DIR) and check it"
 	@echo "make models    rebuild the detector models from their packages and compare with files/models"
 	@echo "make artifacts fill the artifact directory for air-gapped sites (ARTIFACTS=dir, default build/artifacts)"
 
@@ -91,11 +94,23 @@ engine:
 	@echo "==> Docker engine"
 	bash molecule/bootstrap/engine.sh start
 
-image: engine
+base-image: engine
 	@echo "==> Base image $(CLLMH_IMAGE)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
 
-lab: venv host-packages image
+# The flashable Raspberry Pi image (README, Raspberry Pi image): built under qemu-user emulation, then
+# checked without booting (tests/test_image.py). Not part of `make test` (minutes of emulation).
+image: venv
+	@start=$$(date +%s); \
+	bash image/build.sh $(CLLMH_IMAGE_DIR) && \
+	echo "==> make image took $$(( $$(date +%s) - start )) s"
+	@$(MAKE) --no-print-directory image-check
+
+image-check: venv
+	@echo "==> checking the image in $(CLLMH_IMAGE_DIR) (tests/test_image.py)"
+	CLLMH_IMAGE_DIR=$(CLLMH_IMAGE_DIR) $(BIN)/pytest -q -p no:cacheprovider tests/test_image.py
+
+lab: venv host-packages base-image
 	@echo "==> Lab containers and provisioning (playbooks/lab.yml)"
 	@start=$$(date +%s); \
 	$(BIN)/ansible-playbook playbooks/lab.yml; \
@@ -115,8 +130,8 @@ lint: venv dashboard-test
 	$(BIN)/ruff check appliance
 	$(BIN)/ruff format --check appliance
 	@echo "==> ruff (Molecule tests, benchmarks and role scripts, with the appliance's settings)"
-	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule tests
-	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule tests
+	$(BIN)/ruff check --config appliance/pyproject.toml roles molecule tests image
+	$(BIN)/ruff format --config appliance/pyproject.toml --check roles molecule tests image
 
 # The browser test (tests/test_dashboard_browser.py) serves the built dashboard.
 pytest: venv host-packages dashboard
@@ -130,7 +145,7 @@ pytest: venv host-packages dashboard
 # fresh clone on the same machine reuses them). Needs the Docker engine and the
 # base image (the Debian packages are resolved by apt inside it) and dpkg-dev (dpkg-scanpackages).
 ARTIFACTS ?= $(ROOT)/build/artifacts
-artifacts: venv image
+artifacts: venv base-image
 	@command -v dpkg-scanpackages >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends dpkg-dev >/dev/null; }
 	@start=$$(date +%s); \
@@ -161,19 +176,19 @@ models-update:
 # Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
 molecule: export COLUMNS := 200
 # The motion_recorder scenario runs air-gapped from the artifact directory (make artifacts, cached).
-molecule: venv host-packages image artifacts
+molecule: venv host-packages base-image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
 
 test: lint pytest models molecule
 	@echo "==> all checks passed"
 
 # Benchmarks print figures on demand; they are not part of `make test`.
-bench-syslog: venv image
+bench-syslog: venv base-image
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/syslog_throughput.py
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
-bench-loki: venv image
+bench-loki: venv base-image
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/loki_throughput.py
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy

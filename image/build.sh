@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Build the Raspberry Pi 4/5 (arm64) disk image: `make image`.
+#  1. base: mmdebstrap of Debian 12 arm64 (main contrib non-free-firmware) with Debian's raspi-firmware
+#     and linux-image-arm64, run under qemu-user-static (molecule/bootstrap/emulation.sh); cached as
+#     base.tar until this script or the package list changes.
+#  2. roles: the site roles applied offline to the root directory through Ansible's chroot connection
+#     (playbooks/image.yml); services are enabled, not started (SYSTEMD_OFFLINE=1).
+#  3. checks that need no running kernel, in the chroot (nginx -t, syslog-ng --syntax-only, ...), then
+#     every per-box secret is removed: the first-boot unit (role firstboot) makes them on the box.
+#  4. the disk image without loop devices: a FAT boot partition filled with mtools, an ext4 root made
+#     with mkfs.ext4 -d, both written into a file partitioned with sfdisk; xz, SHA-256, package manifest.
+# Usage: image/build.sh [OUTDIR]   (default build/image; CLLMH_IMAGE_DIR also sets it)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+out=${1:-${CLLMH_IMAGE_DIR:-$root/build/image}}
+name=cllmh-rpi-arm64
+boot_mib=512
+# The root file system gets this much room beyond its content; first boot grows it to the card.
+root_slack_mib=768
+packages=(
+  systemd systemd-sysv systemd-timesyncd udev kmod dbus sudo ca-certificates iproute2 procps iputils-ping
+  curl gnupg less python3 python3-apt openssh-server wpasupplicant cloud-guest-utils e2fsprogs dosfstools
+  raspi-firmware linux-image-arm64 firmware-brcm80211
+)
+say() { printf '[image] %s: %s\n' "$(date -u +%T)" "$*" >&2; }
+started=$(date +%s)
+mkdir -p "$out"
+log=$out/build.log
+
+for tool in mmdebstrap:mmdebstrap mcopy:mtools mkfs.vfat:dosfstools sfdisk:fdisk mkfs.ext4:e2fsprogs xz:xz-utils; do
+  command -v "${tool%%:*}" >/dev/null || {
+    say "installing ${tool#*:}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tool#*:}" >/dev/null
+  }
+done
+bash "$root/molecule/bootstrap/emulation.sh" arm64
+
+# Another user's container that stops runs `systemd-binfmt --unregister`, which removes every handler
+# of the host, qemu's too (measured: a build died on "Exec format error" mid-dpkg). Until this build
+# ends, a watcher puts the handler back within a tenth of a second.
+binfmt=/proc/sys/fs/binfmt_misc
+( while sleep 0.1; do
+    [ -e "$binfmt/qemu-aarch64" ] || cat /usr/lib/binfmt.d/qemu-aarch64.conf >"$binfmt/register" 2>/dev/null || true
+  done ) &
+watcher=$!
+mounted=()
+cleanup() {
+  kill "$watcher" 2>/dev/null || true
+  for m in "${mounted[@]}"; do umount -l "$m" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# The mirror this machine's apt uses (read at run time), with the components a Raspberry Pi needs.
+sources=$out/debian.sources
+python3 - "$sources" <<'PY'
+import pathlib, re, sys
+text = pathlib.Path("/etc/apt/sources.list.d/debian.sources").read_text()
+text = re.sub(r"(?m)^Components:.*$", "Components: main contrib non-free-firmware", text)
+text = re.sub(r"(?m)^#.*\n", "", text)
+pathlib.Path(sys.argv[1]).write_text(text)
+PY
+
+# 1. base
+# The base's recipe: the mmdebstrap call below, the sources and the packages (bump base_version when
+# the call changes).
+base_version=1
+recipe=$( (echo "$base_version"; cat "$sources"; printf '%s\n' "${packages[@]}") | sha256sum | cut -c1-16)
+if [ "$(cat "$out/base.recipe" 2>/dev/null)" != "$recipe" ]; then
+  say "base: mmdebstrap Debian 12 arm64 (emulated; log $log)"
+  t=$(date +%s)
+  rm -f "$out/base.tar" "$out/base.recipe"
+  mmdebstrap --variant=minbase --architectures=arm64 --include="$(IFS=,; echo "${packages[*]}")" \
+    --aptopt='Acquire::Check-Valid-Until "false"' --skip=cleanup/apt/lists \
+    --essential-hook='mkdir -p "$1/boot/firmware" "$1/etc/initramfs-tools"' \
+    --essential-hook='echo update_initramfs=no >"$1/etc/initramfs-tools/update-initramfs.conf"' \
+    --dpkgopt=force-confdef --dpkgopt=force-confold \
+    --customize-hook='cp "'"$sources"'" "$1/etc/apt/sources.list.d/debian.sources"; rm -f "$1/etc/apt/sources.list"' \
+    bookworm "$out/base.tar" "$sources" >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
+  echo "$recipe" >"$out/base.recipe"
+  say "base: built in $(( $(date +%s) - t )) s ($(du -m "$out/base.tar" | cut -f1) MiB)"
+fi
+
+# 2. roles: a fresh root directory from the base, the playbook through the chroot connection
+rootdir=$out/root
+say "roles: playbooks/image.yml into $rootdir (chroot, emulated)"
+t=$(date +%s)
+rm -rf "$rootdir" && mkdir -p "$rootdir"
+tar -C "$rootdir" --xattrs --xattrs-include='*' -xf "$out/base.tar"
+# The boot partition (LABEL=RASPIFIRM) and the root file system (LABEL=RASPIROOT): what fstab mounts and
+# what raspi-firmware writes as root= into cmdline.txt.
+cat >"$rootdir/etc/fstab" <<'FSTAB'
+# <file system>   <mount point>   <type>  <options>                  <dump> <pass>
+LABEL=RASPIROOT   /               ext4    rw,noatime                 0      1
+LABEL=RASPIFIRM   /boot/firmware  vfat    rw,noatime,umask=0022      0      2
+FSTAB
+sed -i -e 's/^#\?ROOTPART=.*/ROOTPART=LABEL=RASPIROOT/' -e 's/^#\?CONSOLES=.*/CONSOLES="tty1"/' \
+  "$rootdir/etc/default/raspi-firmware"
+grep -q '^ROOTPART=LABEL=RASPIROOT' "$rootdir/etc/default/raspi-firmware" \
+  || echo 'ROOTPART=LABEL=RASPIROOT' >>"$rootdir/etc/default/raspi-firmware"
+echo cllmh >"$rootdir/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\tcllmh\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$rootdir/etc/hosts"
+# DNS while the roles install packages (the image's own resolver is systemd-resolved, set up below).
+cp --remove-destination /etc/resolv.conf "$rootdir/etc/resolv.conf"
+# cmdline.txt, config.txt, the kernel, initrd and device trees into /boot/firmware (raspi-firmware's hook)
+# (it wants /proc, mounted in a private mount namespace that ends with the command)
+unshare --mount --fork chroot "$rootdir" /bin/sh -c 'mount -t proc proc /proc &&
+  DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$1"' sh \
+  "$(ls "$rootdir/lib/modules" | sort -V | tail -n 1)" >>"$log" 2>&1
+extra_vars=()
+[ -n "${CLLMH_IMAGE_VARS:-}" ] && extra_vars=(-e "@$CLLMH_IMAGE_VARS")
+# SYSTEMD_OFFLINE=1 reaches every command the chroot connection runs: systemctl enables units and
+# ignores start/restart/daemon-reload; Ansible's systemd module knows it.
+SYSTEMD_OFFLINE=1 ANSIBLE_CONFIG=$root/ansible.cfg CLLMH_ROOT=$root \
+  ansible-playbook -i "$here/inventory.yml" -e "ansible_host=$rootdir" "${extra_vars[@]}" \
+  "$root/playbooks/image.yml" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; exit 1; }
+say "roles: applied in $(( $(date +%s) - t )) s"
+
+# The kernel's initrd is made once, by its own postinst (about 25 min emulated: every module is an
+# emulated modprobe and readlink); later triggers skip it until here. On the box, updates make it again.
+sed -i 's/^update_initramfs=no$/update_initramfs=yes/' "$rootdir/etc/initramfs-tools/update-initramfs.conf"
+
+# 3. no secret of the build in the image: each box makes its own at its first boot (cllmh firstboot)
+rm -f "$rootdir"/etc/ssh/ssh_host_*_key "$rootdir"/etc/ssh/ssh_host_*_key.pub \
+  "$rootdir"/etc/cllmh-status/session.secret "$rootdir"/etc/cllmh-status/live.secret \
+  "$rootdir"/etc/cllmh-status/users.yaml "$rootdir"/etc/cllmh/tls/site.key "$rootdir"/etc/cllmh/tls/site.crt \
+  "$rootdir"/var/lib/systemd/random-seed "$rootdir"/var/lib/dbus/machine-id
+: >"$rootdir/etc/machine-id"
+[ -L "$rootdir/etc/resolv.conf" ] || ln -sf ../run/systemd/resolve/stub-resolv.conf "$rootdir/etc/resolv.conf"
+rm -rf "$rootdir"/root/.ansible "$rootdir"/tmp/* "$rootdir"/var/tmp/* "$rootdir"/var/cache/apt/archives/*.deb
+find "$rootdir/var/log" -type f -exec truncate -s 0 {} +
+
+# 4. the disk image: MBR, FAT32 boot partition (4 MiB aligned), ext4 root; no loop device needed
+say "disk: assembling $name.img"
+t=$(date +%s)
+work=$out/parts
+rm -rf "$work" && mkdir -p "$work"
+# the packages' manifest, read with this machine's dpkg-query from the image's database
+dpkg-query --admindir="$rootdir/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' \
+  | sort >"$out/$name.packages.tsv"
+find "$rootdir/opt/cllmh/venv/lib" -maxdepth 3 -name '*.dist-info' -printf '%f\n' 2>/dev/null \
+  | sed -E 's/^(.*)-([^-]*)\.dist-info$/\1\t\2\tpython/' | sort >>"$out/$name.packages.tsv"
+mv "$rootdir/boot/firmware" "$work/firmware" && mkdir -m 0755 "$rootdir/boot/firmware"
+mkfs.vfat -F 32 -n RASPIFIRM -C "$work/boot.img" $(( boot_mib * 1024 )) >/dev/null
+mcopy -s -p -i "$work/boot.img" "$work/firmware"/* ::
+root_mib=$(( $(du -sm "$rootdir" | cut -f1) * 110 / 100 + root_slack_mib ))
+mkfs.ext4 -q -L RASPIROOT -d "$rootdir" "$work/root.img" "${root_mib}M"
+img=$out/$name.img
+rm -f "$img" "$img.xz"
+truncate -s $(( (4 + boot_mib + root_mib) * 1024 * 1024 )) "$img"
+sfdisk --quiet "$img" <<SFDISK
+label: dos
+start=4MiB, size=${boot_mib}MiB, type=c, bootable
+start=$(( 4 + boot_mib ))MiB, type=83
+SFDISK
+dd if="$work/boot.img" of="$img" bs=1M seek=4 conv=notrunc,sparse status=none
+dd if="$work/root.img" of="$img" bs=1M seek=$(( 4 + boot_mib )) conv=notrunc,sparse status=none
+rm -rf "$work"
+say "disk: assembled in $(( $(date +%s) - t )) s"
+t=$(date +%s)
+xz -T2 -6 -k "$img"
+(cd "$out" && sha256sum "$name.img.xz" >"$name.img.xz.sha256")
+say "xz: $(( $(date +%s) - t )) s"
+say "built $img.xz: $(du -m --apparent-size "$img" | cut -f1) MiB raw, $(du -m "$img.xz" | cut -f1) MiB compressed, \
+$(wc -l <"$out/$name.packages.tsv") packages, $(( $(date +%s) - started )) s in all"
