@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Build the Raspberry Pi 4/5 (arm64) disk image: `make image`.
+# Build the Raspberry Pi 4 (arm64) disk image: `make image`.
 #  1. base: mmdebstrap of Debian 12 arm64 (main contrib non-free-firmware) with Debian's raspi-firmware
 #     and linux-image-arm64, run under qemu-user-static (molecule/bootstrap/emulation.sh); cached as
-#     base.tar until this script or the package list changes.
+#     base.tar until its recipe (the package list, the sources, base_version) changes.
 #  2. roles: the site roles applied offline to the root directory through Ansible's chroot connection
 #     (playbooks/image.yml); services are enabled, not started (SYSTEMD_OFFLINE=1).
-#  3. checks that need no running kernel, in the chroot (nginx -t, syslog-ng --syntax-only, ...), then
-#     every per-box secret is removed: the first-boot unit (role firstboot) makes them on the box.
-#  4. the disk image without loop devices: a FAT boot partition filled with mtools, an ext4 root made
-#     with mkfs.ext4 -d, both written into a file partitioned with sfdisk; xz, SHA-256, package manifest.
+#  3-4. image/assemble.sh: every per-box secret removed (the first-boot unit, role firstboot, makes them
+#     on the box), then the disk image without loop devices, xz, SHA-256 and the package manifest.
+# The checks that need no running kernel run on the result: make image-check (tests/test_image.py).
 # Usage: image/build.sh [OUTDIR]   (default build/image; CLLMH_IMAGE_DIR also sets it)
 set -euo pipefail
 
@@ -16,9 +15,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 out=${1:-${CLLMH_IMAGE_DIR:-$root/build/image}}
 name=cllmh-rpi-arm64
-boot_mib=512
-# The root file system gets this much room beyond its content; first boot grows it to the card.
-root_slack_mib=768
 packages=(
   systemd systemd-sysv systemd-timesyncd udev kmod dbus sudo ca-certificates iproute2 procps iputils-ping
   curl gnupg less python3 python3-apt openssh-server wpasupplicant cloud-guest-utils e2fsprogs dosfstools
@@ -29,7 +25,8 @@ started=$(date +%s)
 mkdir -p "$out"
 log=$out/build.log
 
-for tool in mmdebstrap:mmdebstrap mcopy:mtools mkfs.vfat:dosfstools sfdisk:fdisk mkfs.ext4:e2fsprogs xz:xz-utils; do
+for tool in mmdebstrap:mmdebstrap mcopy:mtools mkfs.vfat:dosfstools sfdisk:fdisk mkfs.ext4:e2fsprogs xz:xz-utils \
+  debugfs:e2fsprogs; do
   command -v "${tool%%:*}" >/dev/null || {
     say "installing ${tool#*:}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tool#*:}" >/dev/null
@@ -101,6 +98,8 @@ grep -q '^ROOTPART=LABEL=RASPIROOT' "$rootdir/etc/default/raspi-firmware" \
   || echo 'ROOTPART=LABEL=RASPIROOT' >>"$rootdir/etc/default/raspi-firmware"
 echo cllmh >"$rootdir/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tcllmh\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$rootdir/etc/hosts"
+# /run is a tmpfs on the box; in the chroot it is empty: sshd -T (the role's validation) wants /run/sshd.
+mkdir -p "$rootdir/run/sshd"
 # DNS while the roles install packages (the image's own resolver is systemd-resolved, set up below).
 cp --remove-destination /etc/resolv.conf "$rootdir/etc/resolv.conf"
 # cmdline.txt, config.txt, the kernel, initrd and device trees into /boot/firmware (raspi-firmware's hook)
@@ -121,46 +120,6 @@ say "roles: applied in $(( $(date +%s) - t )) s"
 # emulated modprobe and readlink); later triggers skip it until here. On the box, updates make it again.
 sed -i 's/^update_initramfs=no$/update_initramfs=yes/' "$rootdir/etc/initramfs-tools/update-initramfs.conf"
 
-# 3. no secret of the build in the image: each box makes its own at its first boot (cllmh firstboot)
-rm -f "$rootdir"/etc/ssh/ssh_host_*_key "$rootdir"/etc/ssh/ssh_host_*_key.pub \
-  "$rootdir"/etc/cllmh-status/session.secret "$rootdir"/etc/cllmh-status/live.secret \
-  "$rootdir"/etc/cllmh-status/users.yaml "$rootdir"/etc/cllmh/tls/site.key "$rootdir"/etc/cllmh/tls/site.crt \
-  "$rootdir"/var/lib/systemd/random-seed "$rootdir"/var/lib/dbus/machine-id
-: >"$rootdir/etc/machine-id"
-[ -L "$rootdir/etc/resolv.conf" ] || ln -sf ../run/systemd/resolve/stub-resolv.conf "$rootdir/etc/resolv.conf"
-rm -rf "$rootdir"/root/.ansible "$rootdir"/tmp/* "$rootdir"/var/tmp/* "$rootdir"/var/cache/apt/archives/*.deb
-find "$rootdir/var/log" -type f -exec truncate -s 0 {} +
-
-# 4. the disk image: MBR, FAT32 boot partition (4 MiB aligned), ext4 root; no loop device needed
-say "disk: assembling $name.img"
-t=$(date +%s)
-work=$out/parts
-rm -rf "$work" && mkdir -p "$work"
-# the packages' manifest, read with this machine's dpkg-query from the image's database
-dpkg-query --admindir="$rootdir/var/lib/dpkg" -W -f '${Package}\t${Version}\t${Architecture}\n' \
-  | sort >"$out/$name.packages.tsv"
-find "$rootdir/opt/cllmh/venv/lib" -maxdepth 3 -name '*.dist-info' -printf '%f\n' 2>/dev/null \
-  | sed -E 's/^(.*)-([^-]*)\.dist-info$/\1\t\2\tpython/' | sort >>"$out/$name.packages.tsv"
-mv "$rootdir/boot/firmware" "$work/firmware" && mkdir -m 0755 "$rootdir/boot/firmware"
-mkfs.vfat -F 32 -n RASPIFIRM -C "$work/boot.img" $(( boot_mib * 1024 )) >/dev/null
-mcopy -s -p -i "$work/boot.img" "$work/firmware"/* ::
-root_mib=$(( $(du -sm "$rootdir" | cut -f1) * 110 / 100 + root_slack_mib ))
-mkfs.ext4 -q -L RASPIROOT -d "$rootdir" "$work/root.img" "${root_mib}M"
-img=$out/$name.img
-rm -f "$img" "$img.xz"
-truncate -s $(( (4 + boot_mib + root_mib) * 1024 * 1024 )) "$img"
-sfdisk --quiet "$img" <<SFDISK
-label: dos
-start=4MiB, size=${boot_mib}MiB, type=c, bootable
-start=$(( 4 + boot_mib ))MiB, type=83
-SFDISK
-dd if="$work/boot.img" of="$img" bs=1M seek=4 conv=notrunc,sparse status=none
-dd if="$work/root.img" of="$img" bs=1M seek=$(( 4 + boot_mib )) conv=notrunc,sparse status=none
-rm -rf "$work"
-say "disk: assembled in $(( $(date +%s) - t )) s"
-t=$(date +%s)
-xz -T2 -6 -k "$img"
-(cd "$out" && sha256sum "$name.img.xz" >"$name.img.xz.sha256")
-say "xz: $(( $(date +%s) - t )) s"
-say "built $img.xz: $(du -m --apparent-size "$img" | cut -f1) MiB raw, $(du -m "$img.xz" | cut -f1) MiB compressed, \
-$(wc -l <"$out/$name.packages.tsv") packages, $(( $(date +%s) - started )) s in all"
+# 3-4. secrets out, disk image, xz, checksum, manifest
+bash "$here/assemble.sh" "$rootdir" "$out"
+say "built in $(( $(date +%s) - started )) s in all"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from cllmh import firstboot
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "roles/firstboot/files/cllmh-site.txt"
