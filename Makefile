@@ -11,15 +11,18 @@ export CLLMH_ROOT := $(ROOT)
 export CLLMH_IMAGE ?= cllmh/debian12-systemd:latest
 # Where make image builds the Raspberry Pi disk image (and keeps its cached base between builds).
 CLLMH_IMAGE_DIR ?= $(ROOT)/build/image
+# The same image for arm64 (a Raspberry Pi 4/5), run under qemu-user emulation (arm64 scenarios).
+export CLLMH_IMAGE_ARM64 ?= cllmh/debian12-systemd:arm64
 # Bound every Molecule run: a stalled handler must not eat CI's time.
 MOLECULE_TIMEOUT ?= 2400
 export ANSIBLE_TASK_TIMEOUT ?= 600
 # Every scenario, the longest first (molecule/run-scenarios.sh runs them in MOLECULE_LANES lanes, taking
-# them in this order, so the long ones start first); scenarios not named here come last.
+# them in this order, so the long ones start first); scenarios not named here come last. An entry is a
+# role (all its scenarios) or ROLE/molecule/SCENARIO.
 ALL_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
-LONGEST_FIRST := syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
-SCENARIOS := $(foreach r,$(LONGEST_FIRST),$(filter roles/$(r)/%,$(ALL_SCENARIOS))) \
-  $(filter-out $(foreach r,$(LONGEST_FIRST),roles/$(r)/%),$(ALL_SCENARIOS))
+LONGEST_FIRST := syslog_ng motion_recorder/molecule/arm64 motion_recorder camera_ingest storage_guard nginx_rtmp
+uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
+SCENARIOS := $(call uniq,$(foreach r,$(LONGEST_FIRST),$(filter roles/$(r)/%,$(ALL_SCENARIOS))) $(ALL_SCENARIOS))
 export MOLECULE_LANES ?= 2
 export MOLECULE_TIMEOUT
 HOST_PACKAGES := ffmpeg opencv-doc python3-venv python3-gi gir1.2-gst-rtsp-server-1.0 gir1.2-gst-plugins-base-1.0 \
@@ -97,6 +100,8 @@ engine:
 base-image: engine
 	@echo "==> Base image $(CLLMH_IMAGE)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
+	@echo "==> Base image $(CLLMH_IMAGE_ARM64) (arm64, emulated with qemu-user-static)"
+	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE_ARM64) arm64
 
 # The flashable Raspberry Pi image (README, Raspberry Pi image): built under qemu-user emulation, then
 # checked without booting (tests/test_image.py). Not part of `make test` (minutes of emulation).
