@@ -20,7 +20,7 @@ export ANSIBLE_TASK_TIMEOUT ?= 600
 # them in this order, so the long ones start first); scenarios not named here come last. An entry is a
 # role (all its scenarios) or ROLE/molecule/SCENARIO.
 ALL_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
-LONGEST_FIRST := syslog_ng motion_recorder/molecule/arm64 motion_recorder camera_ingest storage_guard nginx_rtmp
+LONGEST_FIRST := motion_recorder/molecule/arm64 syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
 uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
 SCENARIOS := $(call uniq,$(foreach r,$(LONGEST_FIRST),$(filter roles/$(r)/%,$(ALL_SCENARIOS))) $(ALL_SCENARIOS))
 export MOLECULE_LANES ?= 2
