@@ -100,7 +100,7 @@ engine:
 base-image: engine
 	@echo "==> Base image $(CLLMH_IMAGE)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
-	@echo "==> Base image $(CLLMH_IMAGE_ARM64) (arm64, emulated with qemu-user-static)"
+	@echo "==> Base image $(CLLMH_IMAGE_ARM64) (arm64, emulated: qemu-user-static 10 from bookworm-backports, molecule/bootstrap/emulation.sh)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE_ARM64) arm64
 
 # The flashable Raspberry Pi image (README, Raspberry Pi image): built under qemu-user emulation, then

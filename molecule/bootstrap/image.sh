@@ -6,9 +6,10 @@
 # The build is skipped when an image built from this very recipe and architecture exists
 # (label cllmh.recipe).
 #
-# Another architecture (arm64: a Raspberry Pi 4/5) is built the same way under emulation: Debian's
-# qemu-user-static runs the foreign binaries through binfmt_misc, registered with the F flag (the
-# kernel opens the interpreter once, so containers without it in their filesystem can use it).
+# Another architecture (arm64: a Raspberry Pi 4/5) is built the same way under emulation: qemu-user
+# (Debian's, from bookworm-backports: emulation.sh) runs the foreign binaries through binfmt_misc,
+# registered with the F flag (the kernel opens the interpreter once, so containers without it in
+# their filesystem can use it).
 # Docker 20.10 without experimental features ignores import's --platform (the image then claims
 # amd64; `--platform` at create would refuse it): the label cllmh.arch says what is inside, and a
 # container runs it without --platform, its binaries going through the handler.
@@ -25,28 +26,11 @@ arch=${2:-${CLLMH_IMAGE_ARCH:-$native}}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 recipe=$( (cat "$here/image.sh" && echo "$arch") | sha256sum | cut -c1-16)
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,iputils-ping,curl,gnupg
-declare -A qemu_name=([arm64]=aarch64 [armhf]=arm [amd64]=x86_64 [ppc64el]=ppc64le [s390x]=s390x [riscv64]=riscv64)
 
 say() { printf '[image] %s\n' "$*" >&2; }
 
-# Foreign binaries run through qemu-user-static's handler, registered with the F flag.
-ensure_emulation() {
-  local name=${qemu_name[$arch]:-} binfmt=/proc/sys/fs/binfmt_misc
-  [ -n "$name" ] || { say "no qemu handler known for $arch"; exit 1; }
-  # arch-test: mmdebstrap's check that the foreign architecture runs
-  [ -e "/usr/lib/binfmt.d/qemu-$name.conf" ] && command -v arch-test >/dev/null || {
-    say "installing Debian's qemu-user-static and arch-test (run $arch binaries)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-user-static arch-test >/dev/null
-  }
-  [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
-  [ -e "$binfmt/qemu-$name" ] || cat "/usr/lib/binfmt.d/qemu-$name.conf" >"$binfmt/register"
-  grep -q '^enabled' "$binfmt/qemu-$name" && grep -q '^flags:.*F' "$binfmt/qemu-$name" || {
-    say "$binfmt/qemu-$name is disabled or lacks the F flag: containers could not run $arch binaries"
-    say "(fix: echo -1 > $binfmt/qemu-$name, then run this again)"
-    exit 1
-  }
-}
-[ "$arch" = "$native" ] || ensure_emulation
+# Foreign binaries run through qemu-user (bookworm-backports), registered with the F flag.
+[ "$arch" = "$native" ] || bash "$here/emulation.sh" "$arch"
 
 if [ "$(docker image inspect -f '{{index .Config.Labels "cllmh.recipe"}}' "$image" 2>/dev/null)" = "$recipe" ]; then
   say "$image is up to date (recipe $recipe)"
