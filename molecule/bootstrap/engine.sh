@@ -38,12 +38,17 @@ start() {
   mkdir -p "$state/docker"
   install -m 0755 "$here/runc-wrapper" "$state/runc-wrapper"
   say "starting dockerd (data root $state/docker, log $log)"
-  nohup dockerd \
+  # Its own session (setsid): dockerd must not belong to the process group or session of whatever
+  # shell started it. Without it, stopping that job (`kill -- -PGID`, a timeout, a closed session)
+  # also stops the engine, and every container of every other user goes with it. The log is appended
+  # to, one header per start, so the end of the previous engine stays readable.
+  printf '==== %s engine.sh: starting dockerd\n' "$(date -u +%FT%TZ)" >>"$log"
+  setsid nohup dockerd \
     --data-root "$state/docker" \
     --pidfile "$pidfile" \
     --add-runtime "cllmh-runc=$state/runc-wrapper" \
     --default-runtime cllmh-runc \
-    >"$log" 2>&1 </dev/null &
+    >>"$log" 2>&1 </dev/null &
   for _ in $(seq 1 60); do
     if docker info >/dev/null 2>&1; then
       say "dockerd is up"
