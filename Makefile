@@ -18,9 +18,12 @@ MOLECULE_TIMEOUT ?= 2400
 export ANSIBLE_TASK_TIMEOUT ?= 600
 # Every scenario, the longest first (molecule/run-scenarios.sh runs them in MOLECULE_LANES lanes, taking
 # them in this order, so the long ones start first); scenarios not named here come last. An entry is a
-# role (all its scenarios) or ROLE/molecule/SCENARIO.
-ALL_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml)))
-LONGEST_FIRST := motion_recorder/molecule/arm64 syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
+# role (all its scenarios) or ROLE/molecule/SCENARIO. The emulated arm64 scenario is not among them yet
+# (make molecule-arm64, README "Raspberry Pi (arm64)"): it has not passed end to end, and its 20-28 min
+# under emulation would take CI to about 60 min.
+ARM64_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/arm64/molecule.yml)))
+ALL_SCENARIOS := $(filter-out $(ARM64_SCENARIOS),$(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml))))
+LONGEST_FIRST := syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
 uniq = $(if $(1),$(firstword $(1)) $(call uniq,$(filter-out $(firstword $(1)),$(1))))
 SCENARIOS := $(call uniq,$(foreach r,$(LONGEST_FIRST),$(filter roles/$(r)/%,$(ALL_SCENARIOS))) $(ALL_SCENARIOS))
 export MOLECULE_LANES ?= 2
@@ -34,7 +37,7 @@ DASHBOARD_BUILD := $(ROOT)/build/dashboard
 MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
-.PHONY: help venv host-packages engine base-image image image-check lab lab-down lint pytest models models-update molecule test \
+.PHONY: help venv host-packages engine base-image base-image-arm64 molecule-arm64 image image-check lab lab-down lint pytest models models-update molecule test \
   bench-syslog bench-loki clean dashboard dashboard-test npm artifacts
 
 help:
@@ -100,6 +103,8 @@ engine:
 base-image: engine
 	@echo "==> Base image $(CLLMH_IMAGE)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
+
+base-image-arm64: engine
 	@echo "==> Base image $(CLLMH_IMAGE_ARM64) (arm64, emulated: qemu-user-static 10 from bookworm-backports, molecule/bootstrap/emulation.sh)"
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE_ARM64) arm64
 
@@ -187,6 +192,11 @@ molecule: ARTIFACT_ARCHES = amd64
 # The motion_recorder scenario runs air-gapped from the artifact directory (make artifacts, cached).
 molecule: venv host-packages base-image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
+
+# The emulated Raspberry Pi (arm64) scenario, on demand (not part of `make test` yet: see ALL_SCENARIOS).
+molecule-arm64: export COLUMNS := 200
+molecule-arm64: venv host-packages base-image-arm64
+	MOLECULE_LANES=1 bash molecule/run-scenarios.sh $(ARM64_SCENARIOS)
 
 test: lint pytest models molecule
 	@echo "==> all checks passed"
