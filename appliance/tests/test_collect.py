@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psutil
+
 from cllmh import events as ev
 from cllmh.collect import disk, logfwd, system
-from cllmh.collect.cameras import StreamTracker, cameras_state
+from cllmh.collect.cameras import StreamTracker, cameras_state, parse_unit_states
 from eventwriter import write_event
 
 
@@ -132,3 +137,58 @@ def test_cameras_from_the_rtmp_statistics_page(tmp_path: Path) -> None:
         ["gate"], StreamTracker(), 1000.0, stat_url=url, systemctl=str(tmp_path / "none")
     )
     assert unreadable[0]["stream"] == "down", "no page and no unit state: not claimed up"
+
+
+# `systemctl show --property=Id,LoadState,ActiveState` as systemd 252 (Debian 12) prints it for an
+# installed unit that runs, one that is stopped and one that is not installed.
+SHOW = """Id=nginx.service
+LoadState=loaded
+ActiveState=active
+
+Id=cllmh-recorder@gate.service
+LoadState=loaded
+ActiveState=inactive
+
+Id=cllmh-guard.service
+LoadState=not-found
+ActiveState=inactive
+"""
+
+
+def test_a_unit_that_is_not_installed_is_not_called_stopped() -> None:
+    units = ["nginx.service", "cllmh-recorder@gate.service", "cllmh-guard.service"]
+    assert parse_unit_states(units, SHOW) == {
+        "nginx.service": "active",
+        "cllmh-recorder@gate.service": "inactive",
+        "cllmh-guard.service": "not-installed",
+    }
+
+
+def test_cpu_use_is_measured_on_the_first_call_in_a_fresh_thread() -> None:
+    """psutil.cpu_percent(interval=None) reads 0.0 on a thread's first call: each request thread of
+    the status page showed 0.0 %. The gauge measures over a short interval instead."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        readings: list[float] = []
+        gauge = system.CpuGauge()
+        fresh = threading.Thread(target=lambda: readings.append(gauge.percent()))
+        fresh.start()
+        fresh.join()
+        later = threading.Thread(target=lambda: readings.append(gauge.percent()))
+        time.sleep(0.3)
+        later.start()
+        later.join()
+    finally:
+        busy.kill()
+        busy.wait()
+    # One of the host's cores spins the whole time: at least a share of one core is busy.
+    assert readings[0] > 100 / (os.cpu_count() or 1) / 2, readings
+    assert readings[1] > 0, readings
+
+
+def test_busy_percent_is_the_share_not_idle() -> None:
+    zero = {field: 0.0 for field in psutil.cpu_times()._fields}
+    before = psutil.cpu_times()._replace(**{**zero, "user": 10, "system": 10, "idle": 70, "iowait": 10})
+    after = before._replace(user=40, idle=100, iowait=20)
+    assert system.busy_percent(before, after) == 42.9  # 30 busy of 70
+    assert system.busy_percent(before, before) == 0.0

@@ -33,7 +33,7 @@ def test_an_event_is_enqueued_once_even_after_a_restart(box: Outbox, tmp_path: P
 
 def test_a_delivered_event_is_not_enqueued_again(box: Outbox) -> None:
     box.enqueue_event("gate/ev1", NOW, b"{}", NOW)
-    box.delivered(box.due(NOW)[0])
+    box.delivered(box.due(NOW)[0], NOW)
     assert box.due(NOW) == []
     assert box.enqueue_event("gate/ev1", NOW, b"{}", NOW + 5) is None
 

@@ -20,8 +20,9 @@ from flask.testing import FlaskClient
 
 from cllmh import catalogue, livetoken
 from cllmh import events as ev
+from cllmh.report.outbox import Outbox
 from cllmh.status import auth, loginlog
-from cllmh.status.app import create_app
+from cllmh.status.app import create_app, local_time
 from cllmh.status.cli import hashed_users
 from cllmh.status.config import StatusConfig
 from eventwriter import write_event
@@ -77,21 +78,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_config(site: Path, **extra: object) -> StatusConfig:
-    return StatusConfig(
-        site=SITE,
-        users_file=site / "users.yaml",
-        session_secret_file=site / "session.secret",
-        live_secret_file=site / "live.secret",
-        metrics_token_sha256=hashlib.sha256(METRICS_TOKEN.encode()).hexdigest(),
-        cameras=["gate", "pintu"],
-        recordings_dir=site / "recordings",
-        log_dir=site / "log",
-        log_buffer_dir=site / "no-buffer",
-        report_outbox=site / "no-outbox.sqlite3",
-        rtmp_stat_url="",
-        units=["nginx.service"],
-        **extra,
-    )
+    settings: dict = {
+        "site": SITE,
+        "users_file": site / "users.yaml",
+        "session_secret_file": site / "session.secret",
+        "live_secret_file": site / "live.secret",
+        "metrics_token_sha256": hashlib.sha256(METRICS_TOKEN.encode()).hexdigest(),
+        "cameras": ["gate", "pintu"],
+        "recordings_dir": site / "recordings",
+        "log_dir": site / "log",
+        "log_buffer_dir": site / "no-buffer",
+        "report_outbox": site / "no-outbox.sqlite3",
+        "rtmp_stat_url": "",
+        "units": ["nginx.service"],
+    }
+    return StatusConfig(**(settings | extra))
 
 
 @pytest.fixture
@@ -262,6 +263,38 @@ def test_the_overview_shows_the_log_backlog_in_bytes_or_unknown_without_a_unit(
     login(known, "teknisi")
     cell = re.search(r'<td id="log-backlog">([^<]*)</td>', known.get("/").get_data(as_text=True))
     assert cell and cell.group(1) == "4096 B", cell
+
+
+def test_head_office_contact_shows_the_last_delivery_and_what_waits(site: Path, tmp_path: Path) -> None:
+    path = tmp_path / "report" / "outbox.sqlite3"
+    box = Outbox(path)  # the reporter's own outbox, open while the page reads it (WAL)
+    try:
+        never = create_app(make_config(site, report_outbox=path)).test_client()
+        login(never, "teknisi")
+        assert never.get("/api/v1/overview").get_json()["head_office"]["last_contact"] is None
+        assert "belum pernah terhubung" in never.get("/").get_data(as_text=True)
+
+        contact = time.time() - 90
+        box.enqueue_event("gate/ev1", contact, b"{}", contact - 5)
+        box.delivered(box.due(contact)[0], contact)
+        box.enqueue_event("gate/ev2", contact, b"{}", contact + 10)
+        box.enqueue_heartbeat(b"{}", contact + 20)
+        client = create_app(make_config(site, report_outbox=path)).test_client()
+        login(client, "teknisi")
+        office = client.get("/api/v1/overview").get_json()["head_office"]
+        assert office == {
+            "reporter": True,
+            "last_contact": contact,
+            "pending": 2,
+            "waiting_since": contact + 10,
+        }
+        cell = re.search(r'<td id="head-office">(.*?)</td>', client.get("/").get_data(as_text=True), re.S)
+        assert cell, "no head-office cell"
+        text = " ".join(cell.group(1).split())
+        assert f"kontak terakhir {local_time(contact)}" in text, text
+        assert f"2 pesan menunggu sejak {local_time(contact + 10)}" in text, text
+    finally:
+        box.close()
 
 
 def test_log_pages_walk_back_through_the_file(client: FlaskClient) -> None:

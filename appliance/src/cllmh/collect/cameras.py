@@ -15,14 +15,17 @@ INGEST_UNIT = "cllmh-ingest@{}.service"
 RECORDER_UNIT = "cllmh-recorder@{}.service"
 
 
+NOT_INSTALLED = "not-installed"
+
+
 def unit_states(units: list[str], systemctl: str = "systemctl") -> dict[str, str]:
-    """ActiveState of each unit ("active", "failed", "inactive", ...); "unknown" where systemd
-    cannot be asked (no systemctl, no systemd running)."""
+    """ActiveState of each unit ("active", "failed", "inactive", ...), "not-installed" for a unit
+    systemd has no file of, "unknown" where systemd cannot be asked (no systemctl, no systemd)."""
     if not units:
         return {}
     try:
         out = subprocess.run(
-            [systemctl, "show", "--property=Id,ActiveState", *units],
+            [systemctl, "show", "--property=Id,LoadState,ActiveState", *units],
             capture_output=True,
             text=True,
             timeout=10,
@@ -30,13 +33,22 @@ def unit_states(units: list[str], systemctl: str = "systemctl") -> dict[str, str
         )
     except (OSError, subprocess.TimeoutExpired):
         return dict.fromkeys(units, "unknown")
-    states = dict.fromkeys(units, "unknown")
     if out.returncode != 0:
-        return states
-    # One block per unit, in the order asked, separated by blank lines.
-    for unit, block in zip(units, out.stdout.strip().split("\n\n"), strict=False):
+        return dict.fromkeys(units, "unknown")
+    return parse_unit_states(units, out.stdout)
+
+
+def parse_unit_states(units: list[str], show: str) -> dict[str, str]:
+    """The states from `systemctl show --property=Id,LoadState,ActiveState UNIT...` (pure): one block
+    per unit, in the order asked, separated by blank lines. A unit that is not installed is loaded
+    as "not-found" (and "inactive", which would read as stopped)."""
+    states = dict.fromkeys(units, "unknown")
+    for unit, block in zip(units, show.strip().split("\n\n"), strict=False):
         props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-        states[unit] = props.get("ActiveState", "unknown")
+        if props.get("LoadState") == "not-found":
+            states[unit] = NOT_INSTALLED
+        else:
+            states[unit] = props.get("ActiveState", "unknown")
     return states
 
 

@@ -57,6 +57,10 @@ CREATE TABLE IF NOT EXISTS seen (
     enqueued REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS seen_start ON seen (start);
+CREATE TABLE IF NOT EXISTS contact (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    delivered REAL NOT NULL  -- when head office last took a message (its 2xx), site clock
+);
 """
 
 
@@ -154,8 +158,12 @@ class Outbox:
         ).fetchall()
         return [Message(r[0], r[1], r[2], r[3], bytes(r[4]), r[5], r[6]) for r in rows]
 
-    def delivered(self, message: Message) -> None:
-        self.db.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+    def delivered(self, message: Message, now: float) -> None:
+        """Head office took the message: it leaves the outbox, and `now` is the last contact (read by
+        the status page, `last_contact`)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM messages WHERE id = ?", (message.id,))
+            db.execute("INSERT OR REPLACE INTO contact (id, delivered) VALUES (1, ?)", (now,))
 
     def failed(self, message: Message, *, next_try: float, error: str) -> None:
         self.db.execute(
@@ -202,6 +210,9 @@ class Outbox:
             )
         return [(kind, ref, key) for kind, ref, key, _ in dropped]
 
+    def last_contact(self) -> float | None:
+        return last_contact(self.db)
+
     def stats(self) -> Stats:
         pending, events, oldest = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(kind = ?), 0), MIN(created) FROM messages WHERE parked IS NULL",
@@ -224,6 +235,18 @@ def listing(db: sqlite3.Connection) -> list[dict]:
     names = ("key", "kind", "ref", "created", "attempts", "next_try", "waited", "last_error", "parked")
     names += ("bytes",)
     return [dict(zip(names, r, strict=True)) for r in rows]
+
+
+def last_contact(db: sqlite3.Connection) -> float | None:
+    """When head office last took a message from this outbox; None if never (or an outbox made
+    before the contact table, until its reporter restarts)."""
+    try:
+        row = db.execute("SELECT delivered FROM contact WHERE id = 1").fetchone()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise
+    return float(row[0]) if row else None
 
 
 def read_listing(path: Path) -> list[dict]:

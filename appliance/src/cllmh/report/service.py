@@ -116,7 +116,7 @@ class Reporter:
         what = "heartbeat" if message.kind == HEARTBEAT else f"event {message.ref}"
         result = outcome(answer.status, from_api=answer.json)
         if result is Outcome.DELIVERED:
-            self.outbox.delivered(message)
+            self.outbox.delivered(message, now)
             if self.failures:
                 LOG.info("head office at %s answers again (%s delivered)", self.config.url, what)
             self.failures, self.host_next_try = 0, 0.0

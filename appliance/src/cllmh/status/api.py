@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, g, request, send_file
 
+from cllmh import catalogue
 from cllmh import events as ev
 from cllmh.status import auth, logs
 from cllmh.status.config import StatusConfig
@@ -76,6 +77,27 @@ def overview() -> dict:
 @auth.require("viewer", api=True)
 def cameras() -> dict:
     return {"cameras": _state().cameras(time.time())}
+
+
+def run_validation(camera: str) -> dict | None:
+    """Validate the camera's restream now (technician): its result, or None while another
+    validation of that camera runs. 404 for a camera that is not configured."""
+    if camera not in config().cameras:
+        abort(404)
+    result = _state().validator.run(camera)
+    return result.to_json() if result else None
+
+
+@bp.post(f"{API}/cameras/<camera>/validate")
+@auth.require("technician", api=True)
+def validate_camera(camera: str) -> tuple[dict, int]:
+    result = run_validation(camera)
+    if result is None:
+        return {
+            "error": catalogue.text("camera.validation_busy", "en", camera=camera),
+            "id": "camera.validation_busy",
+        }, 409
+    return {"validation": result}, 200
 
 
 @bp.get(f"{API}/events")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -79,12 +80,43 @@ class StatusConfig(BaseModel):
     rtmp_stat_url: str = "http://127.0.0.1:8081/stat"
     rtmp_application: str = "live"
     # systemd units shown on the overview besides each camera's ingest and recorder.
+    # This box's restream of a camera ({camera}: its name): what an on-demand validation probes. It
+    # carries no password: the status page never reads the cameras' own URLs.
+    restream_url: str = "rtmp://127.0.0.1:1935/live/{camera}"
+    # nginx-rtmp's hls_fragment (seconds, or nginx's "2s"/"500ms"): a keyframe interval longer than
+    # this is warned about.
+    hls_fragment_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    # Seconds of video a validation reads, and its bound (ffprobe is killed after it).
+    validate_window_s: Annotated[float, Field(ge=2, le=30)] = 8.0
+    validate_timeout_s: Annotated[float, Field(ge=5, le=50)] = 25.0
     units: list[str] = ["nginx.service", "syslog-ng.service", "cllmh-guard.service", "cllmh-report.service"]
     session_cookie_secure: bool = True
     session_hours: Annotated[float, Field(gt=0, le=720)] = 12.0
     login_limit: LoginLimit = LoginLimit()
     # Behind nginx on a unix socket only nginx can open: the client's address is X-Real-IP.
     trust_proxy_headers: bool = False
+
+    @field_validator("hls_fragment_s", mode="before")
+    @classmethod
+    def _nginx_time(cls, value: object) -> object:
+        if isinstance(value, str):
+            match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", value)
+            if not match:
+                raise ValueError(f"must be seconds or an nginx time like 2s or 500ms, not {value!r}")
+            return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+        return value
+
+    @field_validator("restream_url")
+    @classmethod
+    def _restream(cls, value: str) -> str:
+        parts = urlsplit(value.replace("{camera}", "camera"))
+        if parts.scheme not in ("rtmp", "rtmps", "rtsp", "rtsps") or not parts.hostname:
+            raise ValueError(f"must be an rtmp:// or rtsp:// URL of this box's restream, not {value!r}")
+        if "{camera}" not in value:
+            raise ValueError("must name the camera as {camera}")
+        if parts.username or parts.password:
+            raise ValueError("must carry no user or password: the status page holds no camera credentials")
+        return value
 
     @field_validator("recordings_dir", "log_dir", "users_file", "session_secret_file", "live_secret_file")
     @classmethod

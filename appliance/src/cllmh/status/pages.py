@@ -86,7 +86,18 @@ def cameras() -> str:
         c: next(iter(api.ev.list_events(api.config().recordings_dir, camera=c, limit=1)), None)
         for c in api.config().cameras
     }
-    return render_template("cameras.html", cameras=state.cameras(now), last=last)
+    return render_template(
+        "cameras.html", cameras=state.cameras(now), last=last, warnings=state.keyframe_warnings()
+    )
+
+
+@bp.post("/cameras/<camera>/validate")
+@auth.require("technician")
+def validate_camera(camera: str) -> Response | tuple[str, int]:
+    if api.run_validation(camera) is None:
+        message = catalogue.text("camera.validation_busy", current_language(), camera=camera)
+        return render_template("error.html", code=409, message=message), 409
+    return redirect(url_for("pages.cameras", _anchor=f"camera-{camera}"))
 
 
 @bp.get("/events")

@@ -12,24 +12,28 @@ import psutil
 from cllmh import catalogue, dbread
 from cllmh import events as ev
 from cllmh.collect import cameras, disk, logfwd, system
+from cllmh.report import outbox
 from cllmh.status.config import StatusConfig
+from cllmh.status.validate import Validator, keyframe_warnings
 
 WARN_HOURS_LEFT = 24.0
 
 
-def head_office(outbox: Path) -> dict:
-    """The reporter's outbox, read-only: how many messages wait and since when. Nothing waiting
-    means head office took everything the reporter had (None: no reporter on this site)."""
+def head_office(outbox_path: Path) -> dict:
+    """The reporter's outbox, read-only: when head office last took a message (the reporter records
+    each delivery), how many messages wait and since when (reporter False: no reporter on this site)."""
+    none = {"reporter": False, "last_contact": None, "pending": None, "waiting_since": None}
     try:
-        with dbread.read_only(outbox) as db:
+        with dbread.read_only(outbox_path) as db:
             if db is None:
-                return {"reporter": False, "pending": None, "waiting_since": None}
+                return none
             pending, oldest = db.execute(
                 "SELECT COUNT(*), MIN(created) FROM messages WHERE parked IS NULL"
             ).fetchone()
+            contact = outbox.last_contact(db)
     except sqlite3.Error:
-        return {"reporter": False, "pending": None, "waiting_since": None}
-    return {"reporter": True, "pending": int(pending), "waiting_since": oldest}
+        return none
+    return {"reporter": True, "last_contact": contact, "pending": int(pending), "waiting_since": oldest}
 
 
 def warnings(disk_state: dict, guard: dict, camera_list: list[dict]) -> list[dict]:
@@ -55,15 +59,33 @@ class SiteState:
     def __init__(self, config: StatusConfig) -> None:
         self.config = config
         self.streams = cameras.StreamTracker()
+        self.cpu = system.CpuGauge()
+        self.validator = Validator(
+            config.cameras,
+            config.restream_url,
+            window_s=config.validate_window_s,
+            timeout_s=config.validate_timeout_s,
+        )
 
     def cameras(self, now: float) -> list[dict]:
-        return cameras.cameras_state(
+        """The collectors' camera state, with the last on-demand validation of each (resolution,
+        fps, keyframe interval as ffprobe measured them on the restream) and whether one runs."""
+        found = cameras.cameras_state(
             self.config.cameras,
             self.streams,
             now,
             stat_url=self.config.rtmp_stat_url,
             application=self.config.rtmp_application,
         )
+        for camera in found:
+            last = self.validator.last(camera["name"])
+            camera["validation"] = last.to_json() if last else None
+            camera["validating"] = self.validator.running(camera["name"])
+        return found
+
+    def keyframe_warnings(self) -> list[dict]:
+        results = [r for c in self.config.cameras if (r := self.validator.last(c)) is not None]
+        return keyframe_warnings(results, self.config.hls_fragment_s)
 
     def overview(self, now: float | None = None) -> dict:
         now = time.time() if now is None else now
@@ -76,7 +98,7 @@ class SiteState:
             "hostname": system.hostname(),
             "uptime_s": system.uptime_s(),
             "temperature_c": system.temperature_c(),
-            "cpu_percent": psutil.cpu_percent(interval=None),
+            "cpu_percent": self.cpu.percent(),
             "load": list(psutil.getloadavg()),
             "memory": {"total_bytes": memory.total, "used_percent": memory.percent},
             "disk": disk_state,
@@ -85,7 +107,7 @@ class SiteState:
             "cameras": camera_list,
             "log_forwarding": {"backlog_bytes": logfwd.backlog_bytes(self.config.log_buffer_dir)},
             "head_office": head_office(self.config.report_outbox),
-            "warnings": warnings(disk_state, guard, camera_list),
+            "warnings": warnings(disk_state, guard, camera_list) + self.keyframe_warnings(),
         }
 
 
