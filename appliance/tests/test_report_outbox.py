@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cllmh import catalogue
 from cllmh.report.outbox import EVENT, HEARTBEAT, Outbox
 from cllmh.report.policy import DAY
 
@@ -29,6 +30,19 @@ def test_an_event_is_enqueued_once_even_after_a_restart(box: Outbox, tmp_path: P
     (message,) = again.due(NOW + 3)
     assert (message.kind, message.ref, message.key) == (EVENT, "gate/ev1", key)
     assert again.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_reporter_s_log_lines_come_from_the_catalogue_in_its_language(
+    box: Outbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    box.enqueue_event("gate/old", NOW, b"{}", NOW)
+    box.age(31 * DAY)
+    with caplog.at_level(logging.ERROR, logger="cllmh.report"):
+        ((_, _, key),) = box.expire(NOW, 30, "en")
+    (line,) = [r.getMessage() for r in caplog.records]
+    english = catalogue.text("report.dropped_undelivered", "en", what="event gate/old", key=key, days="30")
+    assert line == f"[report.dropped_undelivered] {english}"
+    assert line.endswith("not delivered for more than 30 days (the outbox bound)")
 
 
 def test_a_delivered_event_is_not_enqueued_again(box: Outbox) -> None:
@@ -87,8 +101,12 @@ def test_the_bound_drops_only_what_waited_longer_and_logs_each(
         dropped = box.expire(NOW, 30)
     assert [ref for _, ref, _ in dropped] == ["gate/old", "gate/parked"]
     assert [m.ref for m in box.due(NOW)] == ["gate/young"]
-    assert "dropped event gate/old" in caplog.text and "more than 30 days" in caplog.text
-    assert "parked" in caplog.text
+    old, parked = [r.getMessage() for r in caplog.records]
+    assert old == (
+        "[report.dropped_undelivered] kejadian gate/old (kunci "
+        f"{dropped[0][2]}) dibuang dari outbox: tidak terkirim lebih dari 30 hari (batas outbox)"
+    )
+    assert parked.startswith("[report.dropped_parked] kejadian gate/parked")
     assert box.seen(["gate/old", "gate/young"]) == {"gate/young"}, "seen pruned past the bound"
     stats = box.stats()
     assert (stats.pending, stats.pending_events, stats.oldest) == (1, 1, NOW - 29 * DAY)

@@ -31,6 +31,7 @@ FIELDS = {
     "state_dir": "state_dir",
     "recordings_dir": "recordings_dir",
     "log_buffer_dir": "log_buffer_dir",
+    "language": "language",
 }
 
 

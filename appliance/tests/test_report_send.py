@@ -104,7 +104,7 @@ def test_unavailable_head_office_gets_the_same_key_again(
             site.reporter.tick()  # nginx answers 502: the API is down
     finally:
         central.start_api()
-    (warning,) = [r.getMessage() for r in caplog.records if "cannot deliver" in r.getMessage()]
+    (warning,) = [r.getMessage() for r in caplog.records if "[report.undelivered]" in r.getMessage()]
     assert "HTTP 502" in warning and "502 Bad Gateway" in warning
     assert "\n" not in warning, "nginx's HTML page logged as one line"
     site.settle()
@@ -141,7 +141,9 @@ def test_a_refused_event_is_parked_and_the_others_still_go(
     assert (parked["ref"], parked["key"]) == ("gate/e9", key) and parked["last_error"].startswith("HTTP 400")
     assert '"field":"event.labels.vehicle"' in parked["last_error"], "head office names the wrong field"
     assert [r.status for r in central.api_log() if r.key == parked["key"]] == [400], "sent once"
-    assert "refused event gate/e9" in caplog.text and "HTTP 400" in caplog.text
+    assert (
+        "[report.parked] Kantor pusat menolak kejadian gate/e9" in caplog.text and "HTTP 400" in caplog.text
+    )
 
 
 def test_camera_names_the_site_records_are_taken_by_head_office(
@@ -205,7 +207,8 @@ def test_a_site_head_office_does_not_know_yet_parks_nothing_and_loses_nothing(
     assert central.event_ids(site.name) == []
     stats = site.outbox.stats()
     assert (stats.pending_events, stats.parked) == (3, 0)
-    assert "HTTP 403" in caplog.text and "is the site registered there" in caplog.text
+    assert "HTTP 403" in caplog.text and "[report.site_refused]" in caplog.text
+    assert "Apakah lokasi ini sudah didaftarkan di sana" in caplog.text  # the catalogue's words
     central.enroll(site.name)  # head office registers the site: `cllmh central site add`
     site.settle()
     assert central.event_ids(site.name) == ["gate/e0", "gate/e1", "gate/e2"]

@@ -7,6 +7,7 @@ Indonesian is the default language."""
 from __future__ import annotations
 
 import json
+import logging
 from functools import cache
 from importlib import resources
 
@@ -41,3 +42,9 @@ def message(message_id: str, **values: object) -> dict[str, object]:
         "values": values,
         "text": {lang: text(message_id, lang, **values) for lang in LANGUAGES},
     }
+
+
+def log(logger: logging.Logger, level: int, message_id: str, lang: str = DEFAULT, **values: object) -> None:
+    """Log a catalogue message as `[id] text` in `lang`: the text reads well for the technician on
+    the status page's Log and at head office, the id stays for searches and alerts."""
+    logger.log(level, "[%s] %s", message_id, text(message_id, lang, **values))

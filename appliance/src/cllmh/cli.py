@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from cllmh import __version__, ingest, probe
+from cllmh import __version__, catalogue, ingest, probe
 from cllmh.central import cli as central_cli
 from cllmh.status import cli as status_cli
 
@@ -206,12 +206,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     box = outbox.Outbox(config.outbox_path)
     reporter = service.Reporter(config, box, transport.Transport(config.url, context, config.timeout_s))
     stop = _stop_on_signals()
-    logging.getLogger("cllmh.report").info(
-        "reporting to %s every %g s (outbox %s: %d waiting)",
-        config.url,
-        config.heartbeat_s,
-        config.outbox_path,
-        box.stats().pending,
+    catalogue.log(
+        logging.getLogger("cllmh.report"),
+        logging.INFO,
+        "report.started",
+        config.language,
+        url=config.url,
+        interval=f"{config.heartbeat_s:g}",
+        outbox=config.outbox_path,
+        pending=box.stats().pending,
     )
     reporter.run(stop)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -38,6 +38,8 @@ class ReportConfig(BaseModel):
     rtmp_stat_url: str = ""
     rtmp_application: str = "live"
     log_buffer_dir: Path = Path("/var/lib/syslog-ng/cllmh-buffer")
+    # Language of the reporter's log lines (texts from cllmh.catalogue, each with its stable id).
+    language: Literal["id", "en"] = "id"
 
     @field_validator("url")
     @classmethod

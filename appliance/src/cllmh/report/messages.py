@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from cllmh import __version__
+from cllmh import __version__, catalogue
 from cllmh import events as ev
 
 LOG = logging.getLogger("cllmh.report")
@@ -31,14 +31,21 @@ def event_id(event: ev.IndexedEvent) -> str:
     return f"{event.camera}/{event.event_id}"
 
 
-def event_body(root: Path, event: ev.IndexedEvent) -> bytes | None:
+def what(kind: str, ref: str | None, lang: str = catalogue.DEFAULT) -> str:
+    """A message named for people, in the reporter's log lines: "heartbeat" or "event gate/ev1"."""
+    if kind == "heartbeat":
+        return catalogue.text("report.what_heartbeat", lang)
+    return catalogue.text("report.what_event", lang, event=ref or "")
+
+
+def event_body(root: Path, event: ev.IndexedEvent, lang: str = catalogue.DEFAULT) -> bytes | None:
     """The event's message: its sidecar's metadata and its snapshot; the clip stays at the site and
     is named by its path under the recordings root. None if the event is gone or unusable (the
     guard deleted it meanwhile, or its event.json is malformed: logged)."""
     try:
         sidecar = ev.read_sidecar(event.path)
     except ev.SidecarError as exc:
-        LOG.error("event %s not reported: %s", event_id(event), exc)
+        catalogue.log(LOG, logging.ERROR, "report.event_unusable", lang, event=event_id(event), error=exc)
         return None
     if sidecar is None:
         return None
@@ -53,7 +60,9 @@ def event_body(root: Path, event: ev.IndexedEvent) -> bytes | None:
     except FileNotFoundError:
         snapshot = None
     except OSError as exc:
-        LOG.warning("event %s: snapshot not readable (%s); sent without it", event_id(event), exc)
+        catalogue.log(
+            LOG, logging.WARNING, "report.snapshot_unreadable", lang, event=event_id(event), error=exc
+        )
         snapshot = None
     body = {
         "schema": SCHEMA,
@@ -70,11 +79,14 @@ def event_body(root: Path, event: ev.IndexedEvent) -> bytes | None:
     }
     data = encode(body)
     if len(data) > MAX_BODY:
-        LOG.warning(
-            "event %s: snapshot of %d bytes over the %d-byte limit; sent without it",
-            event_id(event),
-            len(snapshot or b""),
-            MAX_BODY,
+        catalogue.log(
+            LOG,
+            logging.WARNING,
+            "report.snapshot_too_large",
+            lang,
+            event=event_id(event),
+            size=len(snapshot or b""),
+            limit=MAX_BODY,
         )
         body["event"]["snapshot_jpeg_b64"] = None
         data = encode(body)

@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cllmh import dbread
+from cllmh import catalogue, dbread
+from cllmh.report import messages
 from cllmh.report.policy import DAY, expired
 
 LOG = logging.getLogger("cllmh.report")
@@ -189,7 +190,9 @@ class Outbox:
         """Every message (pending or parked) has waited `seconds` more."""
         self.db.execute("UPDATE messages SET waited = waited + ?", (max(0.0, seconds),))
 
-    def expire(self, now: float, max_age_days: float) -> list[tuple[str, str | None, str]]:
+    def expire(
+        self, now: float, max_age_days: float, lang: str = catalogue.DEFAULT
+    ) -> list[tuple[str, str | None, str]]:
         """Drop what passed the bound: messages (pending or parked) that waited more than
         `max_age_days` (see `age`). Returns (kind, ref, key) of each dropped message and logs each at
         ERROR. Prunes `seen` of events that started before the window the index is read in."""
@@ -200,13 +203,14 @@ class Outbox:
             db.execute("DELETE FROM seen WHERE start < ?", (now - max_age_days * DAY,))
         dropped = [row[1:5] for row in over]
         for kind, ref, key, parked in dropped:
-            LOG.error(
-                "dropped %s %s (key %s) from the outbox: %s for more than %g days (the outbox bound)",
-                kind,
-                ref or "",
-                key,
-                "parked" if parked is not None else "not delivered",
-                max_age_days,
+            catalogue.log(
+                LOG,
+                logging.ERROR,
+                "report.dropped_parked" if parked is not None else "report.dropped_undelivered",
+                lang,
+                what=messages.what(kind, ref, lang),
+                key=key,
+                days=f"{max_age_days:g}",
             )
         return [(kind, ref, key) for kind, ref, key, _ in dropped]
 

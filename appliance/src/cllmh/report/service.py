@@ -8,11 +8,12 @@ import sqlite3
 import threading
 import time
 
+from cllmh import catalogue
 from cllmh import events as ev
 from cllmh.collect import cameras, disk, logfwd, system
 from cllmh.report import messages
 from cllmh.report.config import ReportConfig
-from cllmh.report.outbox import HEARTBEAT, Message, Outbox
+from cllmh.report.outbox import Message, Outbox
 from cllmh.report.policy import DAY, Backoff, Outcome, outcome
 from cllmh.report.transport import Transport
 
@@ -86,7 +87,7 @@ class Reporter:
             if event_id in already:
                 continue
             event = ids[event_id]
-            body = messages.event_body(root, event)
+            body = messages.event_body(root, event, self.config.language)
             if body is None:
                 continue
             if self.outbox.enqueue_event(event_id, event.start, body, now) is not None:
@@ -113,22 +114,26 @@ class Reporter:
     def send(self, message: Message) -> bool:
         answer = self.transport.post(messages.PATHS[message.kind], message.key, message.body)
         now = time.time()
-        what = "heartbeat" if message.kind == HEARTBEAT else f"event {message.ref}"
+        lang = self.config.language
+        what = messages.what(message.kind, message.ref, lang)
         result = outcome(answer.status, from_api=answer.json)
         if result is Outcome.DELIVERED:
             self.outbox.delivered(message, now)
             if self.failures:
-                LOG.info("head office at %s answers again (%s delivered)", self.config.url, what)
+                catalogue.log(LOG, logging.INFO, "report.answers_again", lang, url=self.config.url, what=what)
             self.failures, self.host_next_try = 0, 0.0
             return True
         if result is Outcome.PARK:
             self.outbox.park(message, now=now, error=f"HTTP {answer.status}: {answer.detail}")
-            LOG.error(
-                "head office refused %s (key %s) with HTTP %s: %s; kept aside in the outbox, not retried",
-                what,
-                message.key,
-                answer.status,
-                answer.detail,
+            catalogue.log(
+                LOG,
+                logging.ERROR,
+                "report.parked",
+                lang,
+                what=what,
+                key=message.key,
+                status=answer.status,
+                detail=answer.detail,
             )
             return True  # this message's problem, not head office's: go on with the others
         self.failures += 1
@@ -140,18 +145,18 @@ class Reporter:
         self.outbox.failed(
             message, next_try=now + self.backoff.delay(message.attempts + 1, self.rng), error=error
         )
-        LOG.log(
-            logging.ERROR if result is Outcome.SITE_REFUSED else logging.WARNING,
-            "cannot deliver %s to %s: %s; %d waiting, next try in %.0f s%s",
-            what,
-            self.config.url,
-            error,
-            self.outbox.stats().pending,
-            wait,
-            " (head office refuses this site's certificate: is the site registered there, or its "
-            "certificate revoked?)"
-            if result is Outcome.SITE_REFUSED
-            else "",
+        refused = result is Outcome.SITE_REFUSED
+        catalogue.log(
+            LOG,
+            logging.ERROR if refused else logging.WARNING,
+            # The site's certificate refused: is the site registered there, or its certificate revoked?
+            "report.site_refused" if refused else "report.undelivered",
+            lang,
+            what=what,
+            url=self.config.url,
+            error=error,
+            pending=self.outbox.stats().pending,
+            wait=f"{wait:.0f}",
         )
         return False
 
@@ -160,7 +165,7 @@ class Reporter:
         mono = time.monotonic()
         self.outbox.age(mono - self.aged_until)
         self.aged_until = mono
-        self.outbox.expire(now, self.config.event_max_age_days)
+        self.outbox.expire(now, self.config.event_max_age_days, self.config.language)
 
     # -- the loop -----------------------------------------------------------------------------
     def tick(self, now: float | None = None) -> None:
@@ -181,7 +186,7 @@ class Reporter:
             try:
                 self.tick()
             except (OSError, ValueError, sqlite3.Error) as exc:  # transient: the reporter goes on
-                LOG.error("report tick failed: %s", exc)
+                catalogue.log(LOG, logging.ERROR, "report.tick_failed", self.config.language, error=exc)
             stop.wait(self.config.poll_s)
         self.outbox.age(time.monotonic() - self.aged_until)  # the wait so far counts after a restart too
         self.outbox.close()

@@ -1,7 +1,8 @@
 """The status page on the site of this scenario: a flood of wrong passwords against the login while a
 viewer plays HLS (fragment latency measured before and during, ingest not restarted), and a real
-browser (Debian's chromium driven by Playwright) that logs in, watches the camera tile play, plays a
-kept event's clip and switches the language. Screenshots go to build/screenshots/.
+browser (Debian's chromium driven by Playwright) that logs in, reads the overview (log backlog, units
+not installed), watches the camera tile play, validates the camera (resolution, fps, keyframe
+interval), plays a kept event's clip and switches the language. Screenshots go to build/screenshots/.
 
 Named to run after test_stream_path.py: the flood leaves the camera host's address over the login
 limit for the limiter's window (5 minutes), so its logins are refused meanwhile."""
@@ -128,6 +129,30 @@ def published_port() -> str:
     return out.splitlines()[0].rsplit(":", 1)[1]
 
 
+def check_overview(page) -> None:
+    # syslog_ng lets the page's user list its buffer directory: a size, not "tidak diketahui".
+    backlog = page.locator("#log-backlog").inner_text()
+    assert re.fullmatch(r"\d+ B", backlog), backlog
+    # No guard or reporter in this scenario: their units are not installed, not "stopped".
+    for unit in ("cllmh-guard.service", "cllmh-report.service"):
+        assert page.locator(f"#units tr[data-unit='{unit}'] td").inner_text() == "tidak terpasang"
+    print(f"Ringkasan: CPU {page.locator('#cpu').inner_text()}, log backlog {backlog}")
+
+
+def validate_gate(page, url: str) -> None:
+    """A technician validates the camera: ffprobe on the box's own RTMP restream, run by the status
+    page's sandboxed user (no camera password in its reach)."""
+    assert page.locator("#camera-gate .keyframe").inner_text() == "belum divalidasi"
+    page.click("#camera-gate form.validate button")
+    page.wait_for_url(f"{url}/cameras#camera-gate", timeout=60000)
+    tile = page.locator("#camera-gate")
+    figures = {k: tile.locator(f".{k}").inner_text() for k in ("resolution", "fps", "keyframe")}
+    print(f"Cameras page, gate after validation: {figures}")
+    assert figures["resolution"] == "768\u00d7576", figures
+    assert figures["keyframe"] == "2.0 s", figures  # the sample camera's GOP: 20 frames at 10 fps
+    assert "baik (h264)" in tile.locator(".validation").inner_text()
+
+
 def test_a_browser_logs_in_watches_the_camera_plays_an_event_and_switches_language(kept_event):
     from playwright.sync_api import sync_playwright  # noqa: PLC0415 (the controller's venv only)
 
@@ -149,6 +174,7 @@ def test_a_browser_logs_in_watches_the_camera_plays_an_event_and_switches_langua
             page.wait_for_url(f"{url}/")
             assert page.locator("html").get_attribute("lang") == "id"
             assert page.locator("h1").inner_text() == "Ringkasan"
+            check_overview(page)
             page.screenshot(path=str(SCREENSHOTS / "ringkasan.png"), full_page=True)
 
             page.goto(f"{url}/cameras")
@@ -162,6 +188,10 @@ def test_a_browser_logs_in_watches_the_camera_plays_an_event_and_switches_langua
                 "(t) => document.querySelector('#video-gate').currentTime > t + 2", arg=first, timeout=30000
             )
             print(f"camera tile currentTime {first:.1f} s -> {page.evaluate(now):.1f} s")
+            validate_gate(page, url)
+            page.wait_for_function(
+                "() => document.querySelector('#video-gate').currentTime > 1", timeout=60000
+            )
             page.screenshot(path=str(SCREENSHOTS / "kamera.png"), full_page=True)
 
             page.goto(f"{url}/events?camera=gate")
