@@ -109,6 +109,12 @@ def _hours_left_negative(now: float) -> dict[str, Any]:
     return body
 
 
+def _kept_fill_text(now: float) -> dict[str, Any]:
+    body = heartbeat(now)
+    body["state"].setdefault("guard", {})["kept_fill"] = "yes"
+    return body
+
+
 @pytest.mark.parametrize(
     ("make", "field"),
     [
@@ -117,8 +123,9 @@ def _hours_left_negative(now: float) -> dict[str, Any]:
         (_no_state, "state"),
         (_hours_left_negative, "state.disk.hours_left"),
         (lambda now: {**heartbeat(now), "schema": 2}, "schema"),
+        (_kept_fill_text, "state.guard.kept_fill"),
     ],
-    ids=["fps-text", "sent-at-ms", "no-state", "hours-left-negative", "schema-2"],
+    ids=["fps-text", "sent-at-ms", "no-state", "hours-left-negative", "schema-2", "kept-fill-text"],
 )
 def test_heartbeat_schema_error_names_the_wrong_field(client: FlaskClient, make: Any, field: str) -> None:
     answer = post(client, "heartbeat", make(time.time()))

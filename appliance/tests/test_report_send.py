@@ -190,7 +190,13 @@ def test_the_heartbeat_has_exactly_the_contracts_fields(
         "outbox",
     }
     assert set(state["disk"]) == {"path", "total_bytes", "used_bytes", "free_bytes", "hours_left"}
-    assert set(state["guard"]) == {"deleted_person_events_24h", "last_run"}
+    assert set(state["guard"]) == {
+        "deleted_person_events_24h",
+        "last_run",
+        "kept_events",
+        "kept_bytes",
+        "kept_fill",
+    }
     assert set(state["log_forwarding"]) == {"backlog_bytes"}
     assert set(state["outbox"]) == {"pending", "oldest"}
     assert state["cameras"] == []  # none configured in this setup

@@ -46,7 +46,15 @@ HEARTBEAT: dict[str, Any] = {
                 },
                 "guard": {
                     "type": "object",
-                    "properties": {"deleted_person_events_24h": _COUNT, "last_run": _UNIX_OR_NULL},
+                    "properties": {
+                        "deleted_person_events_24h": _COUNT,
+                        "last_run": _UNIX_OR_NULL,
+                        # events marked "keep" (the guard never deletes them), and whether they hold
+                        # the space the guard's floor needs
+                        "kept_events": _COUNT,
+                        "kept_bytes": _COUNT,
+                        "kept_fill": {"type": "boolean"},
+                    },
                 },
                 "cameras": {
                     "type": "array",
