@@ -138,42 +138,24 @@ def serve(clip: Path, *extra: str) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
+def h264_gop_2s(clip: Path, frames: int) -> Path:
+    """vtest.avi as H.264 at 10 fps with no B-frames and a keyframe every 2 s (20 frames), the first
+    `frames` frames, into `clip`."""
+    if not VTEST.exists() or shutil.which("ffmpeg") is None:
+        pytest.fail("needs ffmpeg and opencv-doc (make test installs them)")
+    encode = ["ffmpeg", "-v", "error", "-i", str(VTEST), "-an", "-c:v", "libx264", "-preset", "veryfast"]
+    gop = ["-bf", "0", "-g", "20", "-keyint_min", "20", "-sc_threshold", "0"]
+    subprocess.run(
+        [*encode, *gop, "-frames:v", str(frames), "-pix_fmt", "yuv420p", str(clip)], check=True, timeout=300
+    )
+    return clip
+
+
 @pytest.fixture(scope="module")
 def camera(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The lab's sample camera (GStreamer RTSP server) serving vtest.avi as H.264, GOP 2 s."""
-    vtest = VTEST
-    if not vtest.exists() or shutil.which("ffmpeg") is None:
-        pytest.fail("needs ffmpeg and opencv-doc (make test installs them)")
-    clip = tmp_path_factory.mktemp("camera") / "vtest.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-i",
-            str(vtest),
-            "-an",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "0",
-            "-g",
-            "20",
-            "-keyint_min",
-            "20",
-            "-sc_threshold",
-            "0",
-            "-frames:v",
-            "780",  # whole GOPs only: the loop seam keeps the 2 s keyframe interval
-            "-pix_fmt",
-            "yuv420p",
-            str(clip),
-        ],
-        check=True,
-        timeout=300,
-    )
+    # 780 frames, whole GOPs only: the loop seam keeps the 2 s keyframe interval
+    clip = h264_gop_2s(tmp_path_factory.mktemp("camera") / "vtest.mp4", 780)
     yield from serve(clip, "--path", "/cam1", "--user", "kamera", "--password", "Benar-123")
 
 

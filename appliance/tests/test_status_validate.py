@@ -5,8 +5,6 @@ the keyframe-interval warning, the viewer who sees the figures but cannot start 
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from flask.testing import FlaskClient
 
 from cllmh.status.app import create_app
 from cllmh.status.config import StatusConfig
-from test_probe import VTEST, serve
+from test_probe import h264_gop_2s, serve
 from test_status import csrf, login, make_config, site  # noqa: F401 - `site` is a fixture
 
 
@@ -25,30 +23,7 @@ from test_status import csrf, login, make_config, site  # noqa: F401 - `site` is
 def restream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An RTSP stream of camera "gate" only (H.264, 10 fps, a keyframe every 2 s), as the URL
     template of the status page's restream_url."""
-    if not VTEST.exists() or shutil.which("ffmpeg") is None:
-        pytest.fail("needs ffmpeg and opencv-doc (make test installs them)")
-    clip = tmp_path_factory.mktemp("restream") / "gate.mp4"
-    encode = ["ffmpeg", "-v", "error", "-i", str(VTEST), "-an", "-c:v", "libx264", "-preset", "veryfast"]
-    subprocess.run(
-        [
-            *encode,
-            "-bf",
-            "0",
-            "-g",
-            "20",
-            "-keyint_min",
-            "20",
-            "-sc_threshold",
-            "0",
-            "-frames:v",
-            "200",
-            "-pix_fmt",
-            "yuv420p",
-            str(clip),
-        ],
-        check=True,
-        timeout=300,
-    )
+    clip = h264_gop_2s(tmp_path_factory.mktemp("restream") / "gate.mp4", 200)
     for address in serve(clip, "--path", "/gate"):
         yield f"rtsp://{address}/{{camera}}"
 

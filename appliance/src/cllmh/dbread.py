@@ -24,3 +24,28 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection | None]:
         yield db
     finally:
         db.close()
+
+
+def _missing_table(exc: sqlite3.OperationalError) -> bool:
+    return "no such table" in str(exc)
+
+
+def fetch_one(db: sqlite3.Connection, sql: str, params: tuple = ()) -> tuple | None:
+    """One row, or None: also when the table does not exist yet (a service that has not created
+    its schema, or an older one without this table)."""
+    try:
+        return db.execute(sql, params).fetchone()
+    except sqlite3.OperationalError as exc:
+        if _missing_table(exc):
+            return None
+        raise
+
+
+def fetch_all(db: sqlite3.Connection, sql: str, params: tuple = ()) -> list[tuple]:
+    """Every row; none when the table does not exist yet (see fetch_one)."""
+    try:
+        return db.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if _missing_table(exc):
+            return []
+        raise

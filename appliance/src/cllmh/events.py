@@ -528,16 +528,12 @@ def finished_events(root: Path, since: float) -> list[IndexedEvent]:
     with read_only(root) as db:
         if db is None:
             return []
-        try:
-            rows = db.execute(
-                "SELECT id, camera, start, end, path FROM events"
-                " WHERE end IS NOT NULL AND start >= ? ORDER BY start",
-                (since,),
-            ).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
+        rows = dbread.fetch_all(
+            db,
+            "SELECT id, camera, start, end, path FROM events"
+            " WHERE end IS NOT NULL AND start >= ? ORDER BY start",
+            (since,),
+        )
     return [IndexedEvent(r[0], r[1], float(r[2]), float(r[3]), Path(r[4])) for r in rows]
 
 
@@ -546,15 +542,10 @@ def deletions_since(root: Path, since: float, retention: RetentionClass) -> int:
     with read_only(root) as db:
         if db is None:
             return 0
-        try:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM deletions WHERE at >= ? AND retention = ?", (since, retention.label)
-            ).fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return 0
-            raise
-    return int(count)
+        row = dbread.fetch_one(
+            db, "SELECT COUNT(*) FROM deletions WHERE at >= ? AND retention = ?", (since, retention.label)
+        )
+    return int(row[0]) if row else 0
 
 
 # -- writing events ---------------------------------------------------------------------------
@@ -913,13 +904,8 @@ def list_events(
     with read_only(root) as db:
         if db is None:
             return []
-        try:
-            query = f"SELECT {_LISTED_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-            rows = db.execute(f"{query} ORDER BY start DESC LIMIT ?", (*args, max(1, limit))).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return []
-            raise
+        query = f"SELECT {_LISTED_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        rows = dbread.fetch_all(db, f"{query} ORDER BY start DESC LIMIT ?", (*args, max(1, limit)))
     return [_listed(r) for r in rows]
 
 
@@ -928,10 +914,5 @@ def find_event(root: Path, event_id: str) -> ListedEvent | None:
     with read_only(root) as db:
         if db is None:
             return None
-        try:
-            row = db.execute(f"SELECT {_LISTED_COLUMNS} FROM events WHERE id = ?", (event_id,)).fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
+        row = dbread.fetch_one(db, f"SELECT {_LISTED_COLUMNS} FROM events WHERE id = ?", (event_id,))
     return _listed(row) if row else None

@@ -42,6 +42,7 @@ from typing import Annotated
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cllmh import dbread
 from cllmh import events as ev
 from cllmh.config import load_yaml
 from cllmh.events import EventInfo, RetentionClass
@@ -645,10 +646,5 @@ def read_status(root: Path) -> StoredStatus | None:
     with ev.read_only(root) as db:
         if db is None:
             return None
-        try:
-            row = db.execute("SELECT updated, status FROM guard_status WHERE id = 1").fetchone()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return None
-            raise
+        row = dbread.fetch_one(db, "SELECT updated, status FROM guard_status WHERE id = 1")
     return StoredStatus(float(row[0]), json.loads(row[1])) if row else None

@@ -244,12 +244,7 @@ def listing(db: sqlite3.Connection) -> list[dict]:
 def last_contact(db: sqlite3.Connection) -> float | None:
     """When head office last took a message from this outbox; None if never (or an outbox made
     before the contact table, until its reporter restarts)."""
-    try:
-        row = db.execute("SELECT delivered FROM contact WHERE id = 1").fetchone()
-    except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):
-            return None
-        raise
+    row = dbread.fetch_one(db, "SELECT delivered FROM contact WHERE id = 1")
     return float(row[0]) if row else None
 
 
