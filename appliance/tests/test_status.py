@@ -3,6 +3,7 @@ secrets, the event index (written by the recorder's own writer) and syslog files
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import re
@@ -18,7 +19,7 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
-from cllmh import catalogue, livetoken
+from cllmh import catalogue, dates, livetoken
 from cllmh import events as ev
 from cllmh.report.outbox import Outbox
 from cllmh.status import auth, loginlog
@@ -566,3 +567,69 @@ def test_kept_events_holding_the_floor_s_space_are_a_warning_in_both_languages()
     assert "3 kejadian yang ditandai simpan (12.3 GB)" in found[0]["text"]["id"]
     assert "3 events marked keep (12.3 GB)" in found[0]["text"]["en"]
     assert warnings({"hours_left": None}, {**guard, "kept_fill": False}, []) == []
+
+
+def test_the_events_date_is_typed_day_first_in_indonesian_and_a_wrong_one_is_explained(
+    site: Path, tmp_path: Path
+) -> None:
+    """03/04/2026 is 3 April (not the browser's month-first 4 March); the day is local midnight to
+    midnight; the page answers on its yyyy-mm-dd URL (the API's form) and shows the day back in
+    the language's format; a wrong date is the catalogue's message, never a 500."""
+    recordings = tmp_path / "recordings"
+    index = ev.Index(recordings)
+    starts = {
+        "ev-apr2-late": dt.datetime(2026, 4, 2, 23, 50),
+        "ev-apr3-early": dt.datetime(2026, 4, 3, 0, 10),
+        "ev-apr3-late": dt.datetime(2026, 4, 3, 23, 40),
+        "ev-mar4": dt.datetime(2026, 3, 4, 12, 0),
+    }
+    for event_id, start in starts.items():
+        write_event(
+            recordings,
+            index,
+            camera="gate",
+            start=start.timestamp(),
+            event_id=event_id,
+            kind="person",
+            size=1024,
+        )
+    index.close()
+    client = create_app(make_config(site, recordings_dir=recordings)).test_client()
+    login(client, "satpam")  # Indonesian by default
+
+    def shown(page: str) -> list[str]:
+        return re.findall(r'<tr class="event" data-id="([^"]+)"', page)
+
+    def date_input(page: str) -> str:
+        match = re.search(r'<input name="date"[^>]*>', page)
+        assert match, page
+        return match.group(0)
+
+    typed = client.get("/events?date=03%2F04%2F2026&camera=gate&label=&_scheme=x")
+    assert typed.status_code == 302
+    assert typed.headers["Location"] == "/events?camera=gate&label=&_scheme=x&date=2026-04-03"
+    page = client.get(typed.headers["Location"])
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and shown(html) == ["ev-apr3-late", "ev-apr3-early"]
+    field = date_input(html)
+    assert 'type="text"' in field and 'placeholder="dd/mm/yyyy"' in field and 'value="03/04/2026"' in field
+
+    wrong = client.get("/events?date=31%2F02%2F2026")
+    html = wrong.get_data(as_text=True)
+    assert wrong.status_code == 400 and shown(html) == []
+    assert dates.bad_date_message("id", dt.date.today()) in html
+    assert 'value="31/02/2026"' in date_input(html)  # left to correct
+    assert client.get("/events?date=%3Cb%3E").status_code == 400
+
+    client.post("/language", data={"lang": "en", "next": "/", "csrf_token": csrf(client, "/")})
+    html = client.get("/events?date=2026-04-03").get_data(as_text=True)
+    assert shown(html) == ["ev-apr3-late", "ev-apr3-early"]
+    assert 'placeholder="yyyy-mm-dd"' in date_input(html) and 'value="2026-04-03"' in date_input(html)
+    month_first = client.get("/events?date=03%2F04%2F2026")
+    assert month_first.status_code == 400
+    assert dates.bad_date_message("en", dt.date.today()) in month_first.get_data(as_text=True)
+
+    api = client.get("/api/v1/events?date=2026-03-04").get_json()["events"]
+    assert [e["id"] for e in api] == ["ev-mar4"]
+    refused = client.get("/api/v1/events?date=04%2F03%2F2026")
+    assert refused.status_code == 400 and refused.get_json()["id"] == "filter.bad_date"

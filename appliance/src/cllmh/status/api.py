@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, abort, current_app, g, request, send_file
 
-from cllmh import catalogue
+from cllmh import catalogue, dates
 from cllmh import events as ev
 from cllmh.status import auth, logs
 from cllmh.status.config import StatusConfig
@@ -29,31 +29,19 @@ def config() -> StatusConfig:
     return current_app.config["CLLMH_STATUS"]
 
 
-def _day(name: str) -> float | None:
-    raw = request.args.get(name, "")
-    if not raw:
-        return None
-    try:
-        return (
-            dt.datetime.fromisoformat(raw).replace(tzinfo=dt.datetime.now().astimezone().tzinfo).timestamp()
-        )
-    except ValueError:
-        abort(400, description=f"{name} must be a date (YYYY-MM-DD)")
-
-
-def event_filter() -> dict:
-    """The events filter of the page and the API: camera, label, date (one local day)."""
-    since = _day("date")
+def event_filter(day: dt.date | None = None) -> dict:
+    """The events filter of the page and the API: camera, label, one local day."""
+    since, until = dates.day_bounds(day) if day is not None else (None, None)
     return {
         "camera": request.args.get("camera") or None,
         "label": request.args.get("label") or None,
         "since": since,
-        "until": since + 86400 if since is not None else None,
+        "until": until,
     }
 
 
-def found_events(limit: int = 100) -> list[ev.ListedEvent]:
-    return ev.list_events(config().recordings_dir, limit=limit, **event_filter())
+def found_events(limit: int = 100, day: dt.date | None = None) -> list[ev.ListedEvent]:
+    return ev.list_events(config().recordings_dir, limit=limit, **event_filter(day))
 
 
 def _event_file(event_id: str, name: str) -> Path:
@@ -102,13 +90,19 @@ def validate_camera(camera: str) -> tuple[dict, int]:
 
 @bp.get(f"{API}/events")
 @auth.require("viewer", api=True)
-def events() -> dict:
+def events() -> dict | tuple[dict, int]:
     try:
         limit = min(max(int(request.args.get("limit", 100)), 1), 1000)
     except ValueError:
         abort(400, description="limit must be an integer")
+    try:
+        # The API's date is yyyy-mm-dd only, whatever the language.
+        day = dates.parse_day(request.args["date"]) if request.args.get("date") else None
+    except dates.DateError:
+        message = dates.bad_date_message("en", dt.date.today())
+        return {"error": message, "id": "filter.bad_date"}, 400
     kept = ev.kept_ids(config().recordings_dir)
-    return {"events": [event_json(e, kept) for e in found_events(limit)]}
+    return {"events": [event_json(e, kept) for e in found_events(limit, day)]}
 
 
 def mark_keep(event_id: str, keep: bool) -> bool:

@@ -3,12 +3,13 @@ and the language switch (remembered in a cookie, Indonesian by default)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from flask import Blueprint, Response, current_app, g, redirect, render_template, request, session, url_for
 
-from cllmh import catalogue
+from cllmh import catalogue, dates
 from cllmh.status import api, auth, loginlog
 
 bp = Blueprint("pages", __name__)
@@ -102,17 +103,36 @@ def validate_camera(camera: str) -> Response | tuple[str, int]:
 
 @bp.get("/events")
 @auth.require("viewer")
-def events() -> str:
-    found = api.found_events(200)
-    return render_template(
+def events() -> Response | str | tuple[str, int]:
+    """The date is typed in the language's format (dd/mm/yyyy, yyyy-mm-dd); the page redirects to
+    its yyyy-mm-dd URL (the API's form), which reads the same in both languages, and shows the
+    day back in the language's format. A wrong date: the page with the catalogue's message (400)."""
+    lang = current_language()
+    typed = request.args.get("date", "").strip()
+    day, error = None, None
+    if typed:
+        try:
+            day = dates.parse_day(typed, lang)
+        except dates.DateError:
+            error = dates.bad_date_message(lang, dt.date.today())
+        else:
+            if typed != day.isoformat():
+                # Built here, not by url_for(**args): a query key such as _scheme is not its option.
+                query = [(k, v) for k, v in request.args.items(multi=True) if k != "date"]
+                return redirect(f"{url_for('pages.events')}?{urlencode([*query, ('date', day.isoformat())])}")
+    page = render_template(
         "events.html",
-        events=found,
+        events=[] if error else api.found_events(200, day),
         kept=api.ev.kept_ids(api.config().recordings_dir),
         may_keep=auth.allowed(g.user, "technician"),
         cameras=api.config().cameras,
         args=request.args,
+        date_format=dates.date_format(lang),
+        date_shown=dates.format_day(day, lang) if day else typed,
+        date_error=error,
         user=g.user,
     )
+    return (page, 400) if error else page
 
 
 @bp.post("/events/<event_id>/keep")
