@@ -250,6 +250,22 @@ def test_api_shapes(client: FlaskClient) -> None:
     assert logs["lines"][0]["text"].endswith("line 02900")
 
 
+def test_a_bad_api_argument_says_what_was_wrong_not_that_the_form_expired(client: FlaskClient) -> None:
+    login(client, "teknisi")
+    for path, detail in [
+        ("/api/v1/events?limit=many", "limit must be an integer"),
+        ("/api/v1/logs?severity=loud", "unknown severity"),
+        ("/api/v1/logs?before=yesterday", "before must be a byte offset"),
+    ]:
+        answer = client.get(path)
+        body = answer.get_json()
+        assert answer.status_code == 400 and body["id"] == "request.invalid", (path, body)
+        assert body["detail"] == detail
+    # a form posted without its CSRF token is still an expired form
+    expired = client.post("/logout")
+    assert expired.status_code == 400 and "Formulir kedaluwarsa" in expired.get_data(as_text=True)
+
+
 def test_the_overview_shows_the_log_backlog_in_bytes_or_unknown_without_a_unit(
     site: Path, tmp_path: Path
 ) -> None:

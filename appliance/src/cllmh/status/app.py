@@ -86,12 +86,16 @@ def create_app(config: cfg.StatusConfig | None = None) -> Flask:
     def _http_error(exc: HTTPException) -> tuple[Response | str, int]:
         code = exc.code or 500
         lang = pages.current_language()
-        message_id = {400: "csrf.invalid", 401: "auth.required", 403: "auth.forbidden"}.get(code)
+        message_id = {400: "request.invalid", 401: "auth.required", 403: "auth.forbidden"}.get(code)
+        # a 400 is an expired form only when the CSRF check says so; any other says what was wrong
+        detail = exc.description if code == 400 and exc.description != "csrf" else None
         if exc.description == "csrf":
             message_id = "csrf.invalid"
         text = catalogue.text(message_id, lang) if message_id else exc.name
         if request.path.startswith(("/api/", "/auth/", "/metrics")):
             body = {"error": text, "id": message_id} if message_id else {"error": text}
+            if detail:
+                body["detail"] = detail
             return jsonify(body), code
         return render_template("error.html", code=code, message=text), code
 
