@@ -2,7 +2,7 @@
 # Turn a prepared root directory (image/build.sh, stages 1-2) into the flashable disk image, without
 # loop devices: per-box secrets removed, a FAT32 boot partition (label RASPIFIRM, /boot/firmware's files,
 # written with mtools), an ext4 root (label RASPIROOT, mkfs.ext4 -d) in a file partitioned with sfdisk
-# (MBR, 4 MiB aligned); then xz, its SHA-256 and the manifest of installed packages.
+# (MBR, 4 MiB aligned), and the manifest of installed packages. image/compress.sh makes the .xz.
 # Usage: image/assemble.sh ROOTDIR OUTDIR   (ROOTDIR is changed: it is the build's own copy)
 set -euo pipefail
 trap 'echo "[image] assemble.sh failed at line $LINENO" >&2' ERR
@@ -54,9 +54,4 @@ dd if="$work/boot.img" of="$img" bs=1M seek=4 conv=notrunc,sparse status=none
 dd if="$work/root.img" of="$img" bs=1M seek=$(( 4 + boot_mib )) conv=notrunc,sparse status=none
 rm -rf "$work"
 say "disk: assembled in $(( $(date +%s) - t )) s"
-t=$(date +%s)
-xz -T2 -6 -k "$img"
-(cd "$out" && sha256sum "$name.img.xz" >"$name.img.xz.sha256")
-say "xz: $(( $(date +%s) - t )) s"
-say "$img.xz: $(du -m --apparent-size "$img" | cut -f1) MiB raw, $(du -m "$img.xz" | cut -f1) MiB compressed, \
-$(wc -l <"$out/$name.packages.tsv") packages"
+say "$img: $(du -m --apparent-size "$img" | cut -f1) MiB raw, $(wc -l <"$out/$name.packages.tsv") packages"

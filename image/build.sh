@@ -2,12 +2,13 @@
 # Build the Raspberry Pi 4 (arm64) disk image: `make image`.
 #  1. base: mmdebstrap of Debian 12 arm64 (main contrib non-free-firmware) with Debian's raspi-firmware
 #     and linux-image-arm64, run under qemu-user-static (molecule/bootstrap/emulation.sh); cached as
-#     base.tar until its recipe (the package list, the sources, base_version) changes.
+#     base.tar until its recipe (the package list, the sources, image/initramfs/, base_version) changes.
 #  2. roles: the site roles applied offline to the root directory through Ansible's chroot connection
 #     (playbooks/image.yml); services are enabled, not started (SYSTEMD_OFFLINE=1).
 #  3-4. image/assemble.sh: every per-box secret removed (the first-boot unit, role firstboot, makes them
-#     on the box), then the disk image without loop devices, xz, SHA-256 and the package manifest.
-# The checks that need no running kernel run on the result: make image-check (tests/test_image.py).
+#     on the box), then the disk image without loop devices and the package manifest.
+# make image then checks it without a running kernel (make image-check, tests/test_image.py) and
+# compresses it (image/compress.sh: xz and its SHA-256).
 # Usage: image/build.sh [OUTDIR]   (default build/image; CLLMH_IMAGE_DIR also sets it)
 set -euo pipefail
 
@@ -60,18 +61,23 @@ pathlib.Path(sys.argv[1]).write_text(text)
 PY
 
 # 1. base
-# The base's recipe: the mmdebstrap call below, the sources and the packages (bump base_version when
-# the call changes).
-base_version=1
-recipe=$( (echo "$base_version"; cat "$sources"; printf '%s\n' "${packages[@]}") | sha256sum | cut -c1-16)
+# The base's recipe: the mmdebstrap call below, the sources, the packages and the initramfs settings
+# (bump base_version when the call changes). The kernel's postinst makes the initrd (update_initramfs=no
+# stops only later updates) with the modules image/initramfs/ chooses: the SD card's and USB disks', not
+# MODULES=most's (which took 20-30 min more under emulation, most of it for network drivers).
+base_version=2
+recipe=$( (echo "$base_version"; cat "$sources"; printf '%s\n' "${packages[@]}"; cat "$here"/initramfs/*/*) \
+  | sha256sum | cut -c1-16)
 if [ "$(cat "$out/base.recipe" 2>/dev/null)" != "$recipe" ]; then
   say "base: mmdebstrap Debian 12 arm64 (emulated; log $log)"
   t=$(date +%s)
   rm -f "$out/base.tar" "$out/base.recipe"
   mmdebstrap --variant=minbase --architectures=arm64 --include="$(IFS=,; echo "${packages[*]}")" \
     --aptopt='Acquire::Check-Valid-Until "false"' --skip=cleanup/apt/lists \
-    --essential-hook='mkdir -p "$1/boot/firmware" "$1/etc/initramfs-tools"' \
+    --essential-hook='mkdir -p "$1/boot/firmware" "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"' \
     --essential-hook='echo update_initramfs=no >"$1/etc/initramfs-tools/update-initramfs.conf"' \
+    --essential-hook='cp "'"$here"'/initramfs/conf.d/cllmh-modules.conf" "$1/etc/initramfs-tools/conf.d/" &&
+      install -m 0755 "'"$here"'/initramfs/hooks/cllmh-pi-boot" "$1/etc/initramfs-tools/hooks/"' \
     --dpkgopt=force-confdef --dpkgopt=force-confold \
     --customize-hook='cp "'"$sources"'" "$1/etc/apt/sources.list.d/debian.sources"; rm -f "$1/etc/apt/sources.list"' \
     bookworm "$out/base.tar" "$sources" >"$log" 2>&1 || { tail -n 30 "$log" >&2; exit 1; }
@@ -110,14 +116,16 @@ unshare --mount --fork chroot "$rootdir" /bin/sh -c 'mount -t proc proc /proc &&
 extra_vars=()
 [ -n "${CLLMH_IMAGE_VARS:-}" ] && extra_vars=(-e "@$CLLMH_IMAGE_VARS")
 # SYSTEMD_OFFLINE=1 reaches every command the chroot connection runs: systemctl enables units and
-# ignores start/restart/daemon-reload; Ansible's systemd module knows it.
-SYSTEMD_OFFLINE=1 ANSIBLE_CONFIG=$root/ansible.cfg CLLMH_ROOT=$root \
+# ignores start/restart/daemon-reload; Ansible's systemd module knows it. Pipelining: one emulated
+# python per task instead of a copy, a chmod, a python and a cleanup (each an emulated process).
+SYSTEMD_OFFLINE=1 ANSIBLE_PIPELINING=true ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks ANSIBLE_CONFIG=$root/ansible.cfg CLLMH_ROOT=$root \
   ansible-playbook -i "$here/inventory.yml" -e "ansible_host=$rootdir" "${extra_vars[@]}" \
   "$root/playbooks/image.yml" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; exit 1; }
 say "roles: applied in $(( $(date +%s) - t )) s"
 
-# The kernel's initrd is made once, by its own postinst (about 25 min emulated: every module is an
-# emulated modprobe and readlink); later triggers skip it until here. On the box, updates make it again.
+# The kernel's initrd is made once, by its own postinst (image/initramfs/: 437 modules, 14 MiB, about
+# 5 min emulated; MODULES=most: 926 modules, 36 MiB, 12-33 min); later triggers skip it until here. On the box, updates
+# make it again, the same way.
 sed -i 's/^update_initramfs=no$/update_initramfs=yes/' "$rootdir/etc/initramfs-tools/update-initramfs.conf"
 
 # 3-4. secrets out, disk image, xz, checksum, manifest

@@ -9,6 +9,7 @@
 # retries), not computing; two scenarios share a 2-core machine well. Scenarios of different roles do
 # not share containers, networks or Molecule's ephemeral directories (keyed by role and scenario).
 #
+# A scenario may have a before.sh (run first, in its log and time limit).
 # A scenario that prints "CLLMH SKIPPED:" (its real service cannot run here) is reported SKIPPED, never
 # passed. Exit status: 1 when any scenario failed.
 set -uo pipefail
@@ -29,8 +30,13 @@ run_one() { # scenario path (roles/ROLE/molecule/SCENARIO/)
   scenario=$(basename "$path")
   log=$(log_of "$role_dir" "$scenario")
   start=$(date +%s)
-  (cd "$root/$role_dir" && timeout --kill-after=30 "$limit" \
-    molecule -c "$root/molecule/base.yml" test -s "$scenario") >"$log" 2>&1
+  # A scenario's before.sh (the arm64 one: make image and the box's container image) runs first, in the
+  # same log and within the same time limit.
+  (cd "$root/$role_dir" && timeout --kill-after=30 "$limit" bash -c '
+    if [ -x "molecule/$1/before.sh" ]; then
+      echo "==> molecule/$1/before.sh"; "molecule/$1/before.sh" || exit $?
+    fi
+    exec molecule -c "$2/molecule/base.yml" test -s "$1"' _ "$scenario" "$root") >"$log" 2>&1
   rc=$?
   echo "$rc $(($(date +%s) - start))" >"$log.result"
   return "$rc"

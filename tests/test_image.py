@@ -93,6 +93,20 @@ def test_the_boot_partition_boots_a_pi_4_with_debian_s_kernel(image: check_image
     assert "root=LABEL=RASPIROOT" in image.boot_text("cmdline.txt").split()
 
 
+def test_the_initramfs_reaches_the_root_on_an_sd_card_or_a_usb_disk(first_booted: Path) -> None:
+    """image/initramfs/: initramfs-tools' categories for the SD card and USB disks, not MODULES=most."""
+    (initrd,) = sorted((first_booted / "boot").glob("initrd.img-*"))
+    listing = check_image.in_chroot(first_booted, "lsinitramfs", f"/boot/{initrd.name}")
+    assert listing.returncode == 0, listing.stderr
+    modules = {Path(line).name.split(".ko")[0] for line in listing.stdout.splitlines() if ".ko" in line}
+    # the Pi 4's SD card (emmc2) and sdhost, its USB 3 controller behind PCIe, USB disks, the root's ext4
+    for module in ["sdhci-iproc", "sdhci-pltfm", "bcm2835", "xhci-pci", "reset-raspberrypi",
+                   "usb-storage", "uas", "sd_mod", "ext4", "jbd2", "usbhid"]:  # fmt: skip
+        assert module in modules or module.replace("-", "_") in modules, module
+    # what MODULES=most would add for hardware a Pi does not have
+    assert not {"e1000e", "ahci", "nvme", "virtio_blk"} & modules
+
+
 def test_the_site_file_example_is_on_the_boot_partition(image: check_image.Image) -> None:
     text = image.boot_text("cllmh-site.txt")
     assert re.search(r"^site_name=$", text, re.M)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import stat
 import subprocess
@@ -152,3 +153,22 @@ def test_a_broken_site_file_changes_nothing(tmp_path: Path) -> None:
         firstboot.run(root, site_file, live=False)
     assert not (root / "etc/ssh").exists()
     assert not (root / firstboot.DONE_MARKER).exists()
+
+
+@needs_tools
+@pytest.mark.skipif(os.geteuid() != 0, reason="a bind mount needs root (CI runs as root)")
+def test_a_host_name_file_mounted_over_is_written_in_place(tmp_path: Path) -> None:
+    """A container runtime mounts its own /etc/hostname and /etc/hosts: rename cannot replace them."""
+    root = _image_root(tmp_path)
+    outside = tmp_path / "runtime-hostname"
+    outside.write_text("05b5347fe899\n")
+    subprocess.run(["mount", "--bind", str(outside), str(root / "etc/hostname")], check=True)
+    try:
+        site_file = tmp_path / "cllmh-site.txt"
+        site_file.write_text("site_name=jkt-gudang\n")
+        done = firstboot.run(root, site_file, live=False)
+        assert "host name jkt-gudang" in done
+        assert outside.read_text() == "jkt-gudang\n"  # through the mount: the same file
+        assert not (root / "etc/.hostname.tmp").exists()
+    finally:
+        subprocess.run(["umount", str(root / "etc/hostname")], check=True)

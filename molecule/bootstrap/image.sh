@@ -13,9 +13,10 @@
 # Docker 20.10 without experimental features ignores import's --platform (the image then claims
 # amd64; `--platform` at create would refuse it): the label cllmh.arch says what is inside, and a
 # container runs it without --platform, its binaries going through the handler.
-# The images mask systemd-binfmt: binfmt_misc is the host's, and a container's systemd would
-# register its own handlers at boot (python3.11) and, stopping, unregister every handler on the
-# host (`systemd-binfmt --unregister`), the qemu one that arm64 containers run through included.
+# The images mask what a container has no use for (masked-units, shared with image/box.py), systemd-binfmt
+# above all: binfmt_misc is the host's, and a container's systemd would register its own handlers at boot
+# (python3.11) and, stopping, unregister every handler on the host (`systemd-binfmt --unregister`), the
+# qemu one that arm64 containers run through included.
 # Usage: image.sh [IMAGE] [ARCH]   (defaults: cllmh/debian12-systemd:latest, this machine's arch;
 #                                  ARCH also from CLLMH_IMAGE_ARCH)
 set -euo pipefail
@@ -24,7 +25,7 @@ image=${1:-${CLLMH_IMAGE:-cllmh/debian12-systemd:latest}}
 native=$(dpkg --print-architecture)
 arch=${2:-${CLLMH_IMAGE_ARCH:-$native}}
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-recipe=$( (cat "$here/image.sh" && echo "$arch") | sha256sum | cut -c1-16)
+recipe=$( (cat "$here/image.sh" "$here/masked-units" && echo "$arch") | sha256sum | cut -c1-16)
 packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,iproute2,procps,iputils-ping,curl,gnupg
 
 say() { printf '[image] %s\n' "$*" >&2; }
@@ -58,7 +59,7 @@ mmdebstrap --variant=minbase --architectures="$arch" --include="$packages" \
   --aptopt='Acquire::Check-Valid-Until "false"' \
   --skip=cleanup/apt/lists \
   --customize-hook=': > "$1/etc/machine-id"' \
-  --customize-hook='for u in getty.target console-getty.service systemd-udevd.service systemd-udev-trigger.service systemd-firstboot.service systemd-remount-fs.service sys-kernel-debug.mount sys-kernel-tracing.mount systemd-binfmt.service proc-sys-fs-binfmt_misc.automount proc-sys-fs-binfmt_misc.mount; do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
+  --customize-hook='for u in $(grep -v "^#" "'"$here/masked-units"'"); do ln -sf /dev/null "$1/etc/systemd/system/$u"; done' \
   --customize-hook='printf "[Journal]\nStorage=persistent\n" > "$1/etc/systemd/journald.conf.d-cllmh" && mkdir -p "$1/etc/systemd/journald.conf.d" && mv "$1/etc/systemd/journald.conf.d-cllmh" "$1/etc/systemd/journald.conf.d/cllmh.conf"' \
   bookworm - "$sources" 2>"/tmp/cllmh-mmdebstrap-$arch.log" \
   | docker import --platform "linux/$arch" \

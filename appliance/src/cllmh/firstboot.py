@@ -18,6 +18,7 @@ box, a temporary directory in tests). Standard library only: it runs before anyt
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -180,7 +181,16 @@ def _write(path: Path, content: str, mode: int, gid: int | None = None) -> None:
     os.chmod(tmp, mode)
     if gid is not None:
         os.chown(tmp, 0, gid)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as error:
+        if error.errno != errno.EBUSY:
+            raise
+        # a file mounted over (a container runtime's /etc/hostname and /etc/hosts) cannot be replaced:
+        # its content is written in place
+        os.unlink(tmp)
+        with path.open("w") as f:
+            f.write(content)
 
 
 def _ensure_secret(path: Path, length: int, gid: int | None) -> bool:
@@ -212,15 +222,20 @@ def _tls(root: Path, host_name: str) -> bool:
 
 
 def _grow_root() -> str:
+    """Grow the root partition and file system to the card; a root that is no partition (the image
+    booted as a container in the arm64 Molecule scenario, a network root) has nothing to grow."""
     device = subprocess.run(
         ["findmnt", "-no", "SOURCE", "/"], check=True, capture_output=True, text=True
     ).stdout.strip()
-    disk, number = split_partition(device)
+    try:
+        disk, number = split_partition(device)
+    except ValueError:
+        return f"root on {device or 'an unknown source'} is not a partition: not grown"
     grown = subprocess.run(["growpart", disk, str(number)], check=False, capture_output=True, text=True)
     if grown.returncode not in (0, 1):  # 1: NOCHANGE (already the whole card)
         raise RuntimeError(f"growpart {disk} {number}: {grown.stdout}{grown.stderr}")
     subprocess.run(["resize2fs", device], check=True, capture_output=True)
-    return device
+    return f"grew {device}"
 
 
 def run(root: Path, site_file: Path, *, live: bool) -> list[str]:
@@ -271,6 +286,6 @@ def run(root: Path, site_file: Path, *, live: bool) -> list[str]:
         done.append(f"Wi-Fi {site.wifi.ssid}")
 
     if live:
-        done.append(f"grew {_grow_root()}")
+        done.append(_grow_root())
     _write(root / DONE_MARKER, "\n".join(done) + "\n", 0o644)
     return done
