@@ -155,7 +155,7 @@ pytest: venv host-packages dashboard
 # base image (the Debian packages are resolved by apt inside it) and dpkg-dev (dpkg-scanpackages).
 ARTIFACTS ?= $(ROOT)/build/artifacts
 # The architectures whose Debian packages are fetched (empty: all). `make molecule` needs amd64 only:
-# its air-gapped scenario runs amd64 containers, and resolving arm64 too costs minutes on a fresh machine.
+# its air-gapped scenarios run amd64 containers, and resolving arm64 too costs minutes on a fresh machine.
 ARTIFACT_ARCHES ?=
 artifacts: venv base-image
 	@command -v dpkg-scanpackages >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && \
@@ -188,7 +188,8 @@ models-update:
 # Wide lines: Molecule's boxed output wraps pytest's lines at the terminal width otherwise.
 molecule: export COLUMNS := 200
 molecule: ARTIFACT_ARCHES = amd64
-# The motion_recorder scenario runs air-gapped from the artifact directory (make artifacts, cached).
+# The motion_recorder (a site) and syslog_ng (head office) scenarios run air-gapped from the artifact
+# directory (make artifacts, cached).
 molecule: venv host-packages base-image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
 
@@ -205,13 +206,15 @@ test: venv host-packages engine base-image
 	@bash image/background.sh finish
 	@echo "==> all checks passed"
 
-# Benchmarks print figures on demand; they are not part of `make test`.
-bench-syslog: venv base-image
+# Benchmarks print figures on demand; they are not part of `make test`. Both converge the syslog_ng
+# scenario, which is air-gapped (the artifact directory, amd64 only as for make molecule).
+bench-syslog bench-loki: ARTIFACT_ARCHES = amd64
+bench-syslog: venv base-image artifacts
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/syslog_throughput.py
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
 
-bench-loki: venv base-image
+bench-loki: venv base-image artifacts
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml converge
 	$(BIN)/python molecule/benchmarks/loki_throughput.py
 	cd roles/syslog_ng && molecule -c $(ROOT)/molecule/base.yml destroy
