@@ -128,7 +128,12 @@ def cut(host) -> Cut:  # noqa: PLR0915 - one scenario, observed step by step
             sender.check_output("systemd-run --unit=cut-sender-%s --collect bash -c %s", run, sender_loop)
             write_event(site, event_id, "person")
             offline = wait_for(lambda: (s := site_json()) and not s["online"] and s, timeout=60)
-            heartbeats = [b["created"] for b in _outbox(site) if b["kind"] == "heartbeat"]
+            # The first heartbeat made after the cut: on the air-gapped network each try to reach the
+            # cut-off hub waits about 10 s for a name lookup that nobody answers (as a site whose uplink
+            # is down), so the reporter makes one every ~12 s and the outbox may be empty for a moment.
+            heartbeats = wait_for(
+                lambda: [b["created"] for b in _outbox(site) if b["kind"] == "heartbeat"], timeout=30
+            )
             time.sleep(max(0.0, 60 - (time.monotonic() - started)))
             site.check_output("systemctl restart syslog-ng")
             alert = wait_for(lambda: _silent_alert(hub, token, cut_at), timeout=CUT_S - 70)
