@@ -26,24 +26,11 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-def run_role_tasks(
-    env: dict[str, str], tmp_path: Path, role: str, tasks_from: str, variables: dict
+def run_play(
+    env: dict[str, str], tmp_path: Path, play: list[dict], variables: dict
 ) -> subprocess.CompletedProcess[str]:
-    """Run one task file of a role on localhost with the shared facts and `variables` as extra vars."""
+    """Run `play` on localhost (connection local) with the shared facts and `variables` as extra vars."""
     playbook = tmp_path / "play.yml"
-    play = [
-        {
-            "name": "Role tasks",
-            "hosts": "localhost",
-            "gather_facts": False,
-            "tasks": [
-                {
-                    "name": f"Run {role}/{tasks_from}",
-                    "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from},
-                }
-            ],
-        }
-    ]
     playbook.write_text(json.dumps(play))
     extra = tmp_path / "vars.json"
     extra.write_text(json.dumps(variables))
@@ -69,3 +56,23 @@ def run_role_tasks(
         timeout=120,
         check=False,
     )
+
+
+def run_role_tasks(
+    env: dict[str, str], tmp_path: Path, role: str, tasks_from: str, variables: dict
+) -> subprocess.CompletedProcess[str]:
+    """Run one task file of a role on localhost with the shared facts and `variables` as extra vars."""
+    play = [
+        {
+            "name": "Role tasks",
+            "hosts": "localhost",
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": f"Run {role}/{tasks_from}",
+                    "ansible.builtin.include_role": {"name": role, "tasks_from": tasks_from},
+                }
+            ],
+        }
+    ]
+    return run_play(env, tmp_path, play, variables)

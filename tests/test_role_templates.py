@@ -4,61 +4,26 @@ without cameras yet, as the Raspberry Pi image is built (make image)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import BIN, ROOT, SHARED_FACTS
+from conftest import BIN, ROOT, run_play
 
 
 def render(env: dict[str, str], tmp_path: Path, role: str, template: str, variables: dict) -> Path:
     out = tmp_path / Path(template).name.removesuffix(".j2")
+    defaults = [str(ROOT / f"roles/{role}/defaults/main.yml"), str(ROOT / f"roles/{role}/vars/main.yml")]
+    task = {"src": str(ROOT / f"roles/{role}/templates/{template}"), "dest": str(out), "mode": "0644"}
     play = [
         {
             "name": "Render",
             "hosts": "localhost",
             "gather_facts": False,
-            "vars_files": [
-                str(ROOT / f"roles/{role}/defaults/main.yml"),
-                str(ROOT / f"roles/{role}/vars/main.yml"),
-            ],
-            "tasks": [
-                {
-                    "name": "Render the template",
-                    "ansible.builtin.template": {
-                        "src": str(ROOT / f"roles/{role}/templates/{template}"),
-                        "dest": str(out),
-                        "mode": "0644",
-                    },
-                }
-            ],
+            "vars_files": defaults,
+            "tasks": [{"name": "Render the template", "ansible.builtin.template": task}],
         }
     ]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
-    (tmp_path / "vars.json").write_text(json.dumps(variables))
-    result = subprocess.run(
-        [
-            str(BIN / "ansible-playbook"),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"@{SHARED_FACTS}",
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            str(tmp_path / "play.yml"),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_play(env, tmp_path, play, variables)
     assert result.returncode == 0, result.stdout[-2000:]
     return out
 
