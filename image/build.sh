@@ -26,8 +26,9 @@ started=$(date +%s)
 mkdir -p "$out"
 log=$out/build.log
 
+# (nft: make image-check validates the image's ruleset with this machine's nft; qemu-user cannot)
 for tool in mmdebstrap:mmdebstrap mcopy:mtools mkfs.vfat:dosfstools sfdisk:fdisk mkfs.ext4:e2fsprogs xz:xz-utils \
-  debugfs:e2fsprogs; do
+  debugfs:e2fsprogs nft:nftables; do
   command -v "${tool%%:*}" >/dev/null || {
     say "installing ${tool#*:}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${tool#*:}" >/dev/null
