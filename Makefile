@@ -104,14 +104,12 @@ base-image: engine
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
 
 # The flashable Raspberry Pi image (README, Raspberry Pi image): built under qemu-user emulation, then
-# checked without booting (tests/test_image.py). `make test` builds it in the arm64 scenario's lane.
+# checked without booting (tests/test_image.py), then compressed. Not part of `make test` (README).
 image: venv engine
 	@start=$$(date +%s); \
 	bash image/build.sh $(CLLMH_IMAGE_DIR) && \
 	echo "==> make image: built in $$(( $$(date +%s) - start )) s"
 	@$(MAKE) --no-print-directory image-check
-	@# image/background.sh's `wait` returns here (the arm64 scenario boots the checked .img meanwhile)
-	@echo checked >$(CLLMH_IMAGE_DIR)/make-image.stage
 	bash image/compress.sh $(CLLMH_IMAGE_DIR)
 
 image-check: venv
@@ -194,7 +192,7 @@ molecule: venv host-packages base-image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
 
 # The Raspberry Pi image booted under emulation: make image (build, image check, xz) then the arm64
-# scenario (its before.sh builds the image when no background build runs: image/background.sh).
+# scenario (its before.sh runs make image, then imports the image: image/box.py).
 molecule-arm64: export COLUMNS := 200
 molecule-arm64: MOLECULE_TIMEOUT = 5400
 molecule-arm64: venv host-packages base-image

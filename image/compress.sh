@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # The flashable file: the checked disk image compressed with xz, and its SHA-256 (what an installer
-# checks before flashing). Last step of `make image`, after make image-check: the arm64 scenario boots
-# the .img meanwhile (image/background.sh).
+# checks before flashing). Last step of `make image`, after make image-check.
 # Usage: image/compress.sh OUTDIR
 set -euo pipefail
 out=${1:?usage: compress.sh OUTDIR}
