@@ -17,8 +17,8 @@ export ANSIBLE_TASK_TIMEOUT ?= 600
 # Every scenario, the longest first (molecule/run-scenarios.sh runs them in MOLECULE_LANES lanes, taking
 # them in this order, so the long ones start first); scenarios not named here come last. An entry is a
 # role (all its scenarios) or ROLE/molecule/SCENARIO. The arm64 scenario (firstboot/molecule/arm64: the
-# Raspberry Pi image booted under emulation) is not among them: `make molecule-arm64` runs it, after
-# building and checking the image (README, Raspberry Pi image: why it is not in `make test` yet).
+# Raspberry Pi image booted under emulation) is not among them: it has a lane of its own in `make test`
+# (MOLECULE_EXTRA), beside these, and `make molecule-arm64` runs it alone.
 ARM64_SCENARIOS := $(sort $(dir $(wildcard roles/*/molecule/arm64/molecule.yml)))
 ALL_SCENARIOS := $(filter-out $(ARM64_SCENARIOS),$(sort $(dir $(wildcard roles/*/molecule/*/molecule.yml))))
 LONGEST_FIRST := syslog_ng motion_recorder camera_ingest storage_guard nginx_rtmp
@@ -35,7 +35,7 @@ DASHBOARD_BUILD := $(ROOT)/build/dashboard
 MODELS_VENV := $(ROOT)/.venv-models
 MODELS_BUILD := $(ROOT)/build/models
 
-.PHONY: help venv host-packages engine base-image molecule-arm64 image image-check lab lab-down lint pytest models models-update molecule test \
+.PHONY: help venv host-packages engine base-image molecule-arm64 image image-checked image-check lab lab-down lint pytest models models-update molecule test \
   bench-syslog bench-loki clean dashboard dashboard-test npm artifacts
 
 help:
@@ -44,7 +44,7 @@ help:
 	@echo "make test      lint + unit tests + model rebuild check + every Molecule scenario"
 	@echo "make dashboard build the head-office dashboard (Vue.js) into build/dashboard/"
 	@echo "make dashboard-test  the dashboard's type check and unit tests (Vitest)"
-	@echo "make image     build the Raspberry Pi 4 (arm64) disk image into $(CLLMH_IMAGE_DIR) and check it"
+	@echo "make image     build the Raspberry Pi 4 (arm64) disk image into $(CLLMH_IMAGE_DIR), check it, xz it"
 	@echo "make molecule-arm64  build that image and boot it as a container under emulation (arm64 scenario)"
 	@echo "make models    rebuild the detector models from their packages and compare with files/models"
 	@echo "make artifacts fill the artifact directory for air-gapped sites (ARTIFACTS=dir, default build/artifacts)"
@@ -104,13 +104,16 @@ base-image: engine
 	bash molecule/bootstrap/image.sh $(CLLMH_IMAGE)
 
 # The flashable Raspberry Pi image (README, Raspberry Pi image): built under qemu-user emulation, then
-# checked without booting (tests/test_image.py), then compressed. Not part of `make test` (README).
-image: venv engine
+# checked without booting (tests/test_image.py): image-checked, which `make test` runs in the background
+# for the arm64 scenario (image/background.sh); then compressed (xz, SHA-256) into the file to flash.
+image: image-checked
+	bash image/compress.sh $(CLLMH_IMAGE_DIR)
+
+image-checked: venv
 	@start=$$(date +%s); \
 	bash image/build.sh $(CLLMH_IMAGE_DIR) && \
 	echo "==> make image: built in $$(( $$(date +%s) - start )) s"
 	@$(MAKE) --no-print-directory image-check
-	bash image/compress.sh $(CLLMH_IMAGE_DIR)
 
 image-check: venv
 	@echo "==> checking the image in $(CLLMH_IMAGE_DIR) (tests/test_image.py)"
@@ -191,14 +194,23 @@ molecule: ARTIFACT_ARCHES = amd64
 molecule: venv host-packages base-image artifacts
 	bash molecule/run-scenarios.sh $(SCENARIOS)
 
-# The Raspberry Pi image booted under emulation: make image (build, image check, xz) then the arm64
-# scenario (its before.sh runs make image, then imports the image: image/box.py).
+# The Raspberry Pi image booted under emulation, alone: the arm64 scenario (its before.sh runs make
+# image-checked, then imports the image: image/box.py).
 molecule-arm64: export COLUMNS := 200
 molecule-arm64: MOLECULE_TIMEOUT = 5400
 molecule-arm64: venv host-packages base-image
 	MOLECULE_LANES=1 bash molecule/run-scenarios.sh $(ARM64_SCENARIOS)
 
-test: lint pytest models molecule
+# Every check. The Raspberry Pi image is built and checked in the background from the start (niced:
+# emulation computes while the other checks mostly wait); the arm64 scenario, in a Molecule lane of its
+# own (MOLECULE_EXTRA, bounded by MOLECULE_EXTRA_TIMEOUT), waits for it and boots it.
+test: export MOLECULE_EXTRA = $(ARM64_SCENARIOS)
+test: export MOLECULE_EXTRA_TIMEOUT = 3600
+test: venv host-packages
+	bash image/background.sh start
+	@rc=0; $(MAKE) --no-print-directory lint pytest models molecule || rc=$$?; \
+	bash image/background.sh stop; \
+	if [ $$rc != 0 ]; then echo "!! make test failed"; exit $$rc; fi
 	@echo "==> all checks passed"
 
 # Benchmarks print figures on demand; they are not part of `make test`. Both converge the syslog_ng

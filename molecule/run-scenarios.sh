@@ -10,6 +10,9 @@
 # not share containers, networks or Molecule's ephemeral directories (keyed by role and scenario).
 #
 # A scenario may have a before.sh (run first, in its log and time limit).
+# MOLECULE_EXTRA: scenarios that each get a lane of their own from the start, beside the MOLECULE_LANES
+# lanes, with their own time limit MOLECULE_EXTRA_TIMEOUT (`make test`: the arm64 scenario, whose
+# before.sh first waits for the image built in the background, image/background.sh).
 # A scenario that prints "CLLMH SKIPPED:" (its real service cannot run here) is reported SKIPPED, never
 # passed. Exit status: 1 when any scenario failed.
 set -uo pipefail
@@ -17,6 +20,8 @@ set -uo pipefail
 root=${CLLMH_ROOT:?CLLMH_ROOT must name the repository}
 lanes=${MOLECULE_LANES:-2}
 limit=${MOLECULE_TIMEOUT:-1200}
+read -r -a extras <<<"${MOLECULE_EXTRA:-}"
+extra_limit=${MOLECULE_EXTRA_TIMEOUT:-$limit}
 logs=$root/build/molecule-logs
 mkdir -p "$logs"
 
@@ -24,8 +29,8 @@ log_of() { # role_dir scenario
   echo "$logs/$(basename "$1")-$2.log"
 }
 
-run_one() { # scenario path (roles/ROLE/molecule/SCENARIO/)
-  local path=${1%/} role_dir scenario log start rc
+run_one() { # scenario path (roles/ROLE/molecule/SCENARIO/), time limit (s)
+  local path=${1%/} limit=$2 role_dir scenario log start rc
   role_dir=$(dirname "$(dirname "$path")")
   scenario=$(basename "$path")
   log=$(log_of "$role_dir" "$scenario")
@@ -38,7 +43,7 @@ run_one() { # scenario path (roles/ROLE/molecule/SCENARIO/)
     fi
     exec molecule -c "$2/molecule/base.yml" test -s "$1"' _ "$scenario" "$root") >"$log" 2>&1
   rc=$?
-  echo "$rc $(($(date +%s) - start))" >"$log.result"
+  echo "$rc $(($(date +%s) - start)) $limit" >"$log.result"
   return "$rc"
 }
 
@@ -47,6 +52,7 @@ summary_of() { # log: the lines that say what failed
 }
 
 declare -A running=() # pid -> scenario path
+declare -A extra=()   # pid -> 1 for the MOLECULE_EXTRA scenarios (not counted in the lanes)
 queue=("$@")
 next=0
 failed=()
@@ -54,19 +60,21 @@ failed=()
 start_next() {
   local path=${queue[$next]}
   next=$((next + 1))
-  run_one "$path" &
+  run_one "$path" "$limit" &
   running[$!]=$path
   echo "==> molecule test started: ${path%/} ($(date -u +%H:%M:%S))"
 }
+
+in_lanes() { echo $((${#running[@]} - ${#extra[@]})); }
 
 report() { # scenario path
   local path=${1%/} role_dir scenario log rc secs
   role_dir=$(dirname "$(dirname "$path")")
   scenario=$(basename "$path")
   log=$(log_of "$role_dir" "$scenario")
-  read -r rc secs <"$log.result" 2>/dev/null || { rc=1 secs=?; }
+  read -r rc secs bound <"$log.result" 2>/dev/null || { rc=1 secs=? bound=?; }
   if [ "$rc" != 0 ]; then
-    [ "$rc" = 124 ] && echo "!! $role_dir ($scenario) timed out after ${limit} s"
+    [ "$rc" = 124 ] && echo "!! $role_dir ($scenario) timed out after ${bound} s"
     echo "!! molecule scenario $role_dir/$scenario failed (rc=$rc, ${secs} s); full log: $log"
     summary_of "$log"
     failed+=("$path")
@@ -82,15 +90,21 @@ report() { # scenario path
 ticker=$!
 trap 'kill $ticker 2>/dev/null' EXIT
 
-while [ "$next" -lt "${#queue[@]}" ] && [ "${#running[@]}" -lt "$lanes" ]; do start_next; done
+for path in "${extras[@]}"; do
+  run_one "$path" "$extra_limit" &
+  running[$!]=$path
+  extra[$!]=1
+  echo "==> molecule test started in a lane of its own: ${path%/} ($(date -u +%H:%M:%S), limit ${extra_limit} s)"
+done
+while [ "$next" -lt "${#queue[@]}" ] && [ "$(in_lanes)" -lt "$lanes" ]; do start_next; done
 while [ "${#running[@]}" -gt 0 ]; do
   finished=""
   wait -n -p finished
   [ -n "$finished" ] && [ -n "${running[$finished]:-}" ] || continue
   path=${running[$finished]}
-  unset "running[$finished]"
+  unset "running[$finished]" "extra[$finished]"
   report "$path"
-  if [ "$next" -lt "${#queue[@]}" ]; then start_next; fi
+  while [ "$next" -lt "${#queue[@]}" ] && [ "$(in_lanes)" -lt "$lanes" ]; do start_next; done
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then

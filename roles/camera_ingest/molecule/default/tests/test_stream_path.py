@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from email.utils import parsedate_to_datetime
@@ -177,7 +178,12 @@ def test_a_camera_with_a_wrong_password_is_kept_stopped_and_the_others_run(host)
 
 def test_validate_camera_describes_the_real_camera(host):
     out = host.check_output("cllmh validate-camera --camera-env /etc/cllmh/cameras/gate.env --window 6")
-    assert "h264 768x576" in out and "keyframe every 2.00 s" in out
+    assert "h264 768x576 @ 10 fps" in out, out
+    # The sample camera's GOP is 2 s (20 frames at 10 fps). The interval is measured on RTSP timestamps,
+    # which jitter by tens of ms on a loaded machine (CI measured 1.95 s): within 0.2 s, as the unit tests.
+    measured = re.search(r"keyframe every ([0-9.]+) s", out)
+    assert measured, out
+    assert float(measured.group(1)) == pytest.approx(2.0, abs=0.2), out
 
 
 def test_stream_is_back_within_20_s_after_a_30_s_camera_outage(camera, host, session):
