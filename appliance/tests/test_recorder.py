@@ -4,6 +4,7 @@ a live HTTP stream from a real local server that is killed, paused and restarted
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -56,7 +57,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "-i", str(need(VTEST)), "-vf", "scale=384:288", *H264, "-x264-params", "repeat-headers=1",
         str(out / "live-sub.ts"),
     )  # fmt: skip
+    # 12 s of pedestrians, then 16 s of the empty scene: an event that goes quiet after them
+    still_scene(out, "empty-after.mp4", 16, "null")
+    (out / "leaving.txt").write_text("file 'people.mp4'\nfile 'empty-after.mp4'\n")
+    ffmpeg(
+        "-f", "concat", "-safe", "0", "-i", str(out / "leaving.txt"), "-c", "copy", str(out / "leaving.mp4")
+    )
     return {
+        "leaving": out / "leaving.mp4",
         "live": out / "live.ts",
         "live-sub": out / "live-sub.ts",
         "short.flv": out / "short.flv",
@@ -160,6 +168,28 @@ def test_pedestrians_make_a_person_event_with_copied_clips(clips: dict[str, Path
     clip = sidecar["clips"][0]
     assert clip["start"] <= sidecar["start"] and clip["end"] >= sidecar["end"]
     assert_every_event_whole(tmp_path / "recordings")
+
+
+def test_every_part_of_a_long_person_event_is_a_person_event(clips: dict[str, Path], tmp_path: Path) -> None:
+    """Parts of 4 s: the parts after the pedestrians left (the quiet period, no detection of their
+    own) are still labelled person, with a snapshot, and kept as person events (not "other", whose
+    space is reclaimed first)."""
+    result = record(write_config(tmp_path, clips["leaving"], max_event_s=4))
+    sidecars = sorted(assert_every_event_whole(tmp_path / "recordings"), key=lambda s: s["start"])
+    # 12 s of people and the 10 s quiet period after the last one seen, in parts of 4 s
+    assert len(sidecars) >= 4, [(s["start"], s["labels"]) for s in sidecars]
+    assert all(b["start"] == pytest.approx(a["end"], abs=0.01) for a, b in itertools.pairwise(sidecars))
+    # the pedestrians are gone 12 s into the clip, and the first part starts at or after the clip's start
+    quiet = [s for s in sidecars if s["start"] - sidecars[0]["start"] >= 12.5]
+    assert quiet, "no part after the pedestrians left: the clip does not test the quiet period"
+    for sidecar in sidecars:
+        assert sidecar["labels"].get("person", 0) >= 0.5, sidecar
+        event = tmp_path / "recordings" / "cam"
+        (snap,) = event.glob(f"*/{sidecar['event_id']}/snapshot.jpg")
+        assert snap.stat().st_size > 1000
+    rows = sqlite3.connect(tmp_path / "recordings" / ev.INDEX_NAME).execute("SELECT retention FROM events")
+    assert {row[0] for row in rows} == {"person"}
+    assert len(result["kept"]) == len(sidecars)
 
 
 @pytest.mark.parametrize("scene", ["static", "lighting"])

@@ -737,6 +737,9 @@ class EventWriter:
         if not parts:
             self._discard()
             return None
+        # never before the start: a caller's wall clock read later can differ by microseconds (a part
+        # that began after the event's last sighting ends where it began)
+        end = max(end, float(self.state["start"]))
         join_clips([self.path / PARTS / p["file"] for p in parts], self.path / CLIP)
         files = {CLIP: (self.path / CLIP).stat().st_size}
         if (self.path / SNAPSHOT).exists():

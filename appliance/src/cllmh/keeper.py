@@ -61,6 +61,17 @@ class Event:
     added_until: float = -math.inf  # end of the last segment given to the writer
     detections: dict[str, Detection] = field(default_factory=dict)
     motion_area: float = 0.0
+    # A later part of a long event: the labels that made the event (seen in earlier parts). The part
+    # is labelled with them even when its own frames see nothing new (the person stood still or left
+    # during the quiet period), so that it is kept and listed as what it is: part of a person event.
+    inherited: dict[str, float] = field(default_factory=dict)
+
+    def labels(self) -> dict[str, float]:
+        """The event's labels: its own best scores, and the inherited ones where higher."""
+        best = dict(self.inherited)
+        for label, d in self.detections.items():
+            best[label] = max(d.score, best.get(label, 0.0))
+        return {label: round(score, 3) for label, score in best.items()}
 
     def wants(self, seg: Span, *, pre_roll: float, post_roll: float) -> bool:
         """A segment not given yet that overlaps the event (open: until now) widened by the rolls."""
@@ -87,11 +98,13 @@ class EventKeeper:
         self.counts = {"events": 0, "kept_events": 0}
 
     def open(self, start: float, seen: dict[str, float], part: bool = False) -> None:
+        """A new event at `start`, or with `part` the next part of a long one (see `split`), which
+        is labelled from the start with `seen`, the labels of the event so far."""
         event_id = uuid.uuid4().hex[:12]
         writer = ev.EventWriter.open(
             self.root, camera=self.camera, event_id=event_id, start=self.timebase.wall(start), info=self.info
         )
-        self.event = Event(event_id, start, writer)
+        self.event = Event(event_id, start, writer, inherited=dict(seen) if part else {})
         self.counts["events"] += 1
         LOG.info(
             "%s: event %s %s (%s)",
@@ -100,7 +113,22 @@ class EventKeeper:
             "continues in a new part" if part else "started",
             ", ".join(seen),
         )
+        if part and self.closed:
+            # the part before's snapshot and boxes until this part's own detection replaces them
+            before = self.closed[-1]
+            snap = before.writer.path / ev.SNAPSHOT
+            writer.update(
+                labels=self.event.labels(),
+                snapshot_jpeg=snap.read_bytes() if snap.is_file() else None,
+                boxes={label: list(box) for label, box in before.writer.state["boxes"].items()},
+            )
         self._give(self.event, self.segments)  # the pre-roll already in the cache
+
+    def split(self, t: float, labels: dict[str, float]) -> None:
+        """A long event is recorded in parts: the open part ends at `t`, the next starts there,
+        labelled with `labels` (the event's so far)."""
+        self.close(t)
+        self.open(t, labels, part=True)
 
     def sighting(
         self, found: list[Detection], seen: dict[str, float], frame_bgr: np.ndarray | None, motion_area: float
@@ -123,7 +151,7 @@ class EventKeeper:
             event.detections[d.label] = d
         top = max(better, key=lambda d: d.score)
         event.writer.update(
-            labels={label: round(d.score, 3) for label, d in event.detections.items()},
+            labels=event.labels(),
             snapshot_jpeg=snapshot(frame_bgr, top) if top.score > best_before else None,
             boxes={label: list(d.box) for label, d in event.detections.items()},
             motion_area=round(event.motion_area, 4),
@@ -169,8 +197,7 @@ class EventKeeper:
             return
         self.kept.append(path)
         self.counts["kept_events"] += 1
-        labels = {label: round(d.score, 3) for label, d in event.detections.items()}
-        LOG.info("%s: kept event %s (%s) in %s", self.camera, event.event_id, labels, path)
+        LOG.info("%s: kept event %s (%s) in %s", self.camera, event.event_id, event.labels(), path)
 
     def housekeeping(self, final: bool = False) -> None:
         """Finish events whose post-roll is on disk (all ended ones if `final`); delete segments

@@ -391,8 +391,7 @@ class CameraRecorder:
             self.state.reset()
         elif t - event.start >= self.config.max_event_s:
             # a long event is recorded in parts: this part ends here, the next starts here
-            self.keeper.close(t)
-            self.keeper.open(t, dict(self.state.labels), part=True)
+            self.keeper.split(t, dict(self.state.labels))
 
     def _count_detector_run(self, t: float) -> None:
         self.stats["detector_runs"] += 1

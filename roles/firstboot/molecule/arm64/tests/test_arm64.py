@@ -95,8 +95,10 @@ def test_the_recorder_runs_unprivileged_and_sandboxed(host):
     assert host.check_output("systemctl show -p NoNewPrivileges --value cllmh-recorder@gate") == "yes"
 
 
-def test_hls_over_https_needs_a_login_and_is_the_camera_stream(camera):
-    """From the camera host (another device on the network), as a viewer's browser."""
+def test_hls_over_https_needs_a_login_and_is_the_camera_stream(camera, host):
+    """From the camera host (another device on the network), as a viewer's browser; the stream's
+    codec read with the box's own ffprobe (the camera host has GStreamer, not ffmpeg) and the same
+    session."""
 
     def code(cookie: str = "") -> str:
         return camera.check_output(
@@ -106,8 +108,8 @@ def test_hls_over_https_needs_a_login_and_is_the_camera_stream(camera):
     session = login_cookie(camera, BASE, *VIEWER)
     assert wait_for(lambda: code(session) == "200", timeout=180, interval=3), code(session)  # a wait
     assert code() == "401"
-    probe = camera.run(
-        "timeout 60 ffprobe -v error -headers %s -select_streams v:0"
+    probe = host.run(
+        "timeout 180 ffprobe -v error -headers %s -select_streams v:0"
         " -show_entries stream=codec_name,width,height -of csv=p=0 %s",
         f"Cookie: {session}\r\n",
         HLS,
