@@ -335,7 +335,9 @@ def test_an_event_after_a_clock_step_has_the_right_wall_time(clips: dict[str, Pa
     sidecar = ev.read_sidecar(Path(result["kept"][0]))
     assert sidecar is not None
     assert abs(sidecar["start"] - time.time()) < 60 and abs(sidecar["clips"][0]["start"] - time.time()) < 60
-    assert Path(result["kept"][0]).parent.name == time.strftime("%Y-%m-%d")
+    # the day directory is the corrected start's day (read from the sidecar: a run across midnight
+    # ends on the next day)
+    assert Path(result["kept"][0]).parent.name == time.strftime("%Y-%m-%d", time.localtime(sidecar["start"]))
 
 
 # -- a live stream from a real server that can be killed, paused and restarted ------------------------
