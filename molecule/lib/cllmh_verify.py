@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
@@ -61,6 +62,22 @@ def login_cookie(client, base_url: str, user: str, password: str, curl: str = "c
         raise AssertionError(f"no session cookie after logging in as {user}")
     finally:
         client.run(f"rm -f {jar}")
+
+
+def ffprobe_hls(client, url: str, cookie: str, timeout: int = 30) -> dict | None:
+    """The first video stream of an HLS playlist read by `client`'s ffprobe with a session cookie
+    (codec_name, width, height), or None when ffprobe fails. JSON, not CSV: Debian 12's ffprobe lists
+    an HLS stream twice in CSV (once in its program, once as a stream)."""
+    cmd = client.run(
+        f"timeout {timeout} ffprobe -v error -headers %s -select_streams v:0 "
+        "-show_entries stream=codec_name,width,height -of json %s",
+        f"Cookie: {cookie}\r\n",
+        url,
+    )
+    if cmd.rc != 0:
+        return None
+    streams = json.loads(cmd.stdout).get("streams") or [None]
+    return streams[0]
 
 
 def p95(samples: list[float]) -> float:

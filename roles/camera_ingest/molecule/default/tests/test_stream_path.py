@@ -13,7 +13,7 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 import testinfra
-from cllmh_verify import exposure, login_cookie, wait_for
+from cllmh_verify import exposure, ffprobe_hls, login_cookie, wait_for
 
 testinfra_hosts = ["docker://mol-ingest-site"]
 
@@ -33,19 +33,6 @@ def camera():
 def session(camera):
     """The viewer's session cookie (`cllmh_status=...`), logged in from the camera host."""
     return login_cookie(camera, BASE, *VIEWER)
-
-
-def ffprobe_hls(client, url: str, cookie: str):
-    cmd = client.run(
-        "timeout 30 ffprobe -v error -headers %s -select_streams v:0 "
-        "-show_entries stream=codec_name,width,height -of json %s",
-        f"Cookie: {cookie}\r\n",
-        url,
-    )
-    if cmd.rc != 0:
-        return None
-    streams = json.loads(cmd.stdout).get("streams") or [None]
-    return streams[0]
 
 
 def test_nginx_configuration_is_valid(host):

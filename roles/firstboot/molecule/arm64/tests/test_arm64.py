@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import testinfra
-from cllmh_verify import login_cookie, wait_for
+from cllmh_verify import ffprobe_hls, login_cookie, wait_for
 
 testinfra_hosts = ["docker://mol-arm64-site"]
 
@@ -108,13 +108,8 @@ def test_hls_over_https_needs_a_login_and_is_the_camera_stream(camera, host):
     session = login_cookie(camera, BASE, *VIEWER)
     assert wait_for(lambda: code(session) == "200", timeout=180, interval=3), code(session)  # a wait
     assert code() == "401"
-    probe = host.run(
-        "timeout 180 ffprobe -v error -headers %s -select_streams v:0"
-        " -show_entries stream=codec_name,width,height -of csv=p=0 %s",
-        f"Cookie: {session}\r\n",
-        HLS,
-    )
-    assert probe.stdout.strip() == "h264,768,576", probe.stdout + probe.stderr  # copied, not re-encoded
+    stream = ffprobe_hls(host, HLS, session, timeout=180)
+    assert stream == {"codec_name": "h264", "width": 768, "height": 576}, stream  # copied, not re-encoded
 
 
 def test_a_person_event_from_the_sample_camera_is_kept(host):
