@@ -57,12 +57,16 @@ queue=("$@")
 next=0
 failed=()
 
+launch() { # scenario path, time limit (s), how it is announced
+  run_one "$1" "$2" &
+  running[$!]=$1
+  echo "==> molecule test started$3: ${1%/} ($(date -u +%H:%M:%S)${4:-})"
+}
+
 start_next() {
   local path=${queue[$next]}
   next=$((next + 1))
-  run_one "$path" "$limit" &
-  running[$!]=$path
-  echo "==> molecule test started: ${path%/} ($(date -u +%H:%M:%S))"
+  launch "$path" "$limit" ""
 }
 
 in_lanes() { echo $((${#running[@]} - ${#extra[@]})); }
@@ -91,10 +95,8 @@ ticker=$!
 trap 'kill $ticker 2>/dev/null' EXIT
 
 for path in "${extras[@]}"; do
-  run_one "$path" "$extra_limit" &
-  running[$!]=$path
+  launch "$path" "$extra_limit" " in a lane of its own" ", limit ${extra_limit} s"
   extra[$!]=1
-  echo "==> molecule test started in a lane of its own: ${path%/} ($(date -u +%H:%M:%S), limit ${extra_limit} s)"
 done
 while [ "$next" -lt "${#queue[@]}" ] && [ "$(in_lanes)" -lt "$lanes" ]; do start_next; done
 while [ "${#running[@]}" -gt 0 ]; do
